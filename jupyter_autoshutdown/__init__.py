@@ -1,0 +1,15 @@
+"""jupyter_autoshutdown: shut down idle Jupyter kernels and terminals, then what costs money."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+
+__all__ = ["__version__"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import AutoShutdown
+
+    return [{"module": "jupyter_autoshutdown.app", "app": AutoShutdown}]

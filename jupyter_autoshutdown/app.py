@@ -1,0 +1,198 @@
+"""The server extension: configuration traits and the wiring of settings, monitor and handlers."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, Unicode, validate
+
+from .actions import BUILTIN_ACTIONS, AppAction, NoAction, load_action
+from .handlers import route_table
+from .monitor import Monitor, MonitorOptions
+from .settings import (
+    Settings,
+    SettingsError,
+    SettingsStore,
+    StateFile,
+    default_state_path,
+    parse_minutes,
+)
+
+KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+
+
+class AutoShutdown(ExtensionApp):
+    """Shut down idle kernels and terminals, then stop what costs money.
+
+    Configure with ``c.AutoShutdown.<trait>`` in any Jupyter server config file, or
+    ``--AutoShutdown.<trait>=...`` on the command line.
+    """
+
+    name = "jupyter_autoshutdown"
+    load_other_extensions = True
+
+    idle_timeout = Float(
+        120.0,
+        config=True,
+        help="""Minutes without activity after which an idle kernel is shut down (and, once no
+        kernels remain, a terminal is removed and the app action runs). 0 turns auto-shutdown off.
+        A runtime change over REST overrides this until this value itself is changed.""",
+    )
+    keep_terminals = Bool(
+        False,
+        config=True,
+        help="""Never remove terminals. Open terminals then also keep the app action from running.""",
+    )
+    cull_busy = Bool(
+        False,
+        config=True,
+        help="""Also shut down kernels that are busy running code once their last activity
+        (output included) is older than the timeout. Off by default: busy kernels are never culled.""",
+    )
+    cull_connected = Bool(
+        True,
+        config=True,
+        help="""Shut down idle kernels even when a client (a browser tab) is connected to them,
+        as the original SageMaker extension did. Turn off to let open tabs keep kernels alive.""",
+    )
+    starting_timeout = Float(
+        30.0,
+        config=True,
+        help="""Minutes after which a kernel still in the 'starting' state (no client has talked to
+        it, so no code has run in it) is shut down, if that is sooner than idle_timeout.
+        0 means such kernels follow idle_timeout alone.""",
+    )
+    max_check_interval = Float(
+        60.0,
+        config=True,
+        help="""Maximum seconds between two checks. The checker wakes at each deadline anyway, so
+        this only bounds how late it notices changes it is not told about (minimum 0.1).""",
+    )
+    max_concurrent_shutdowns = Int(
+        8,
+        config=True,
+        help="""How many kernels or terminals are shut down at the same time (minimum 1).""",
+    )
+    shutdown_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds one kernel or terminal shutdown may take before it counts as failed and is
+        retried later with backoff.""",
+    )
+    app_action = Unicode(
+        "none",
+        config=True,
+        help=f"""What runs once no kernels or terminals remain and the server has been idle for
+        idle_timeout: one of {', '.join(sorted(BUILTIN_ACTIONS))} ('server' stops this Jupyter
+        server), or the import path of a class ('package.module:ClassName').""",
+    )
+    app_action_timeout = Float(
+        300.0,
+        config=True,
+        help="""Seconds the app action may take before it counts as failed.""",
+    )
+    state_file = Unicode(
+        "",
+        config=True,
+        help="""Path of the JSON file that keeps settings changed at run time across restarts.
+        Empty: <jupyter data dir>/jupyter_autoshutdown/state.json.""",
+    )
+
+    @validate("idle_timeout", "starting_timeout")
+    def _validate_minutes(self, proposal: Any) -> float:
+        try:
+            return parse_minutes(proposal["trait"].name, proposal["value"])
+        except SettingsError as error:
+            from traitlets import TraitError
+
+            raise TraitError(str(error)) from None
+
+    @validate("max_check_interval")
+    def _validate_interval(self, proposal: Any) -> float:
+        return max(0.1, float(proposal["value"]))
+
+    @validate("max_concurrent_shutdowns")
+    def _validate_concurrency(self, proposal: Any) -> int:
+        return max(1, int(proposal["value"]))
+
+    def configured_settings(self) -> Settings:
+        return Settings(
+            idle_timeout_minutes=self.idle_timeout,
+            keep_terminals=self.keep_terminals,
+            cull_busy=self.cull_busy,
+            cull_connected=self.cull_connected,
+            starting_timeout_minutes=self.starting_timeout,
+        )
+
+    def _load_app_action(self) -> AppAction:
+        try:
+            return load_action(self.app_action)
+        except ValueError as error:
+            # A typo in the action must not also switch off kernel culling.
+            self.log.error("auto-shutdown: %s; using app action 'none'", error)
+            return NoAction()
+
+    def _terminal_manager(self) -> Any:
+        settings = self.serverapp.web_app.settings
+        if not settings.get("terminals_available"):
+            return None
+        return settings.get("terminal_manager")
+
+    def initialize_settings(self) -> None:
+        state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
+        self.store = SettingsStore(
+            self.configured_settings(), StateFile(state_path, self.log), self.log
+        )
+        self.monitor = Monitor(
+            serverapp=self.serverapp,
+            store=self.store,
+            action=self._load_app_action(),
+            options=MonitorOptions(
+                max_check_interval_seconds=self.max_check_interval,
+                max_concurrent_shutdowns=self.max_concurrent_shutdowns,
+                shutdown_timeout_seconds=self.shutdown_timeout,
+                app_action_timeout_seconds=self.app_action_timeout,
+            ),
+            log=self.log,
+            terminal_manager=self._terminal_manager,
+        )
+        self.store.on_change(lambda _settings: self.monitor.wake())
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_table())
+
+    async def _on_kernel_action(self, *, logger: Any, schema_id: str, data: Any) -> None:
+        # Called by jupyter_events with these keywords; it must never raise into a kernel action.
+        self.monitor.wake()
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        event_logger = getattr(serverapp, "event_logger", None)
+        if event_logger is not None:
+            # A kernel started or shut down by the user changes the deadlines: re-plan at once.
+            event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
+        self.monitor.start()
+        settings = self.store.current
+        self.log.info(
+            "auto-shutdown: active: idle_timeout %g min%s, keep_terminals %s, cull_busy %s, "
+            "cull_connected %s, app action '%s', state file %s",
+            settings.idle_timeout_minutes,
+            "" if settings.enabled else " (off)",
+            settings.keep_terminals,
+            settings.cull_busy,
+            settings.cull_connected,
+            self.monitor.action.name,
+            self.store.state_file.path if self.store.state_file else None,
+        )
+
+    async def stop_extension(self) -> None:
+        event_logger = getattr(self.serverapp, "event_logger", None)
+        if event_logger is not None:
+            # Not registered when the server stopped before our start hook ran.
+            with contextlib.suppress(Exception):
+                event_logger.remove_listener(
+                    schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
+                )
+        await self.monitor.stop()

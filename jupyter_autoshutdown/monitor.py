@@ -1,0 +1,337 @@
+"""The check loop: observe, decide, act; then sleep until the next deadline.
+
+It sleeps until the earliest deadline the policy reports, capped by the idle timeout itself and by
+``max_check_interval``. The cap at the timeout is what makes culls punctual: any new activity at
+time t moves a deadline to t + timeout, and a pass at most one timeout apart sees it in time to
+schedule a wake-up at exactly that deadline. Settings changes and kernel start/shutdown wake it.
+
+Shutdowns run concurrently (bounded), each with a timeout, each re-checked against the policy right
+before it starts: the re-check and the start of the shutdown run in one step of the event loop, so
+no kernel message can slip in between. A failure is logged, kept for `status`, and the target is
+retried later with exponential backoff; it never stops the pass or the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from .actions import ActionContext, AppAction
+from .observe import (
+    KernelInfo,
+    Snapshot,
+    TerminalInfo,
+    read_kernel,
+    read_kernels,
+    read_server_last_activity,
+    read_terminal,
+    read_terminals,
+)
+from .policy import AppState, Plan, Verdict, decide, kernel_verdict, terminal_verdict
+from .settings import SettingsStore
+
+#: Never sleep less than this between passes, whatever the deadlines say.
+MIN_SLEEP_SECONDS = 0.02
+BACKOFF_FIRST_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 300.0
+KEPT_ERRORS = 50
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    max_check_interval_seconds: float = 60.0
+    max_concurrent_shutdowns: int = 8
+    shutdown_timeout_seconds: float = 60.0
+    app_action_timeout_seconds: float = 300.0
+
+
+@dataclass
+class Failure:
+    attempts: int
+    retry_at: datetime
+
+
+class Monitor:
+    def __init__(
+        self,
+        *,
+        serverapp: Any,
+        store: SettingsStore,
+        action: AppAction,
+        options: MonitorOptions,
+        log: logging.Logger,
+        terminal_manager: Callable[[], Any] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.serverapp = serverapp
+        self.store = store
+        self.action = action
+        self.options = options
+        self.log = log
+        self._terminal_manager = terminal_manager or (lambda: None)
+        self.clock = clock
+        self.started_at = clock()
+
+        self.count = 0
+        self.last_check: datetime | None = None
+        self.next_check: datetime | None = None
+        self.errors: collections.deque[dict[str, str]] = collections.deque(maxlen=KEPT_ERRORS)
+        self.last_plan: Plan | None = None
+        self.app_fired_at: datetime | None = None
+        self.last_action_result: str | None = None
+
+        self._empty_since: datetime | None = None
+        # When we first saw a resource that reports no activity time: its idle clock starts there.
+        self._first_seen: dict[str, datetime] = {}
+        self._failures: dict[tuple[str, str], Failure] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._semaphore = asyncio.Semaphore(max(1, options.max_concurrent_shutdowns))
+        self._app_action_running = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def wake(self) -> None:
+        """Run a pass now (settings changed, a kernel started or stopped)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            acted = False
+            try:
+                acted = await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the checker never dies
+                self.log.exception("auto-shutdown: check pass failed")
+                self._record_error(f"check pass failed: {error!r}")
+            if acted:
+                # Something went away: terminals or the app action may be due now.
+                continue
+            delay = self._seconds_until_next_check()
+            self.next_check = self.clock() + timedelta(seconds=delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _seconds_until_next_check(self) -> float:
+        now = self.clock()
+        settings = self.store.current
+        delay = self.options.max_check_interval_seconds
+        if settings.enabled:
+            delay = min(delay, settings.idle_timeout_seconds)
+        wake_times = [failure.retry_at for failure in self._failures.values()]
+        if self.last_plan is not None and self.last_plan.next_deadline is not None:
+            wake_times.append(self.last_plan.next_deadline)
+        for wake_at in wake_times:
+            delay = min(delay, (wake_at - now).total_seconds())
+        return max(MIN_SLEEP_SECONDS, delay)
+
+    # ---- one pass --------------------------------------------------------------------------
+
+    def snapshot(self, now: datetime) -> Snapshot:
+        kernels, kernel_errors = read_kernels(self.serverapp.kernel_manager)
+        terminals, terminal_errors = read_terminals(self._terminal_manager())
+        last_activity, activity_errors = read_server_last_activity(
+            self.serverapp.web_app, self.started_at
+        )
+        live = {kernel.id for kernel in kernels} | {f"t:{term.name}" for term in terminals}
+        for stale in self._first_seen.keys() - live:
+            del self._first_seen[stale]
+        return Snapshot(
+            kernels=tuple(self._with_known_activity(kernel, kernel.id, now) for kernel in kernels),
+            terminals=tuple(
+                self._with_known_activity(term, f"t:{term.name}", now) for term in terminals
+            ),
+            server_last_activity=last_activity,
+            errors=tuple(kernel_errors + terminal_errors + activity_errors),
+        )
+
+    def _with_known_activity(self, record: Any, key: str, now: datetime) -> Any:
+        if record.last_activity is not None:
+            return record
+        first_seen = self._first_seen.setdefault(key, now)
+        return dataclasses.replace(record, last_activity=first_seen)
+
+    def app_state(self) -> AppState:
+        return AppState(
+            action=self.action.name, empty_since=self._empty_since, fired_at=self.app_fired_at
+        )
+
+    def plan(self, now: datetime) -> tuple[Snapshot, Plan]:
+        """What the policy decides right now; no side effects beyond bookkeeping."""
+        snapshot = self.snapshot(now)
+        return snapshot, decide(snapshot, self.store.current, now, self.app_state())
+
+    async def run_pass(self) -> bool:
+        """One check: returns True when something was shut down (or the app action ran)."""
+        self._wake.clear()
+        now = self.clock()
+        snapshot = self.snapshot(now)
+        if snapshot.kernels or snapshot.terminals:
+            self._empty_since = None
+        elif self._empty_since is None:
+            self._empty_since = now
+        for message in snapshot.errors:
+            self._record_error(message)
+        plan = decide(snapshot, self.store.current, now, self.app_state())
+        self.last_plan = plan
+        self.log.debug(
+            "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
+            self.count + 1, len(snapshot.kernels), len(snapshot.terminals), plan.next_deadline,
+        )
+        acted = await self._execute(plan, now)
+        self.count += 1
+        self.last_check = now
+        return acted
+
+    async def _execute(self, plan: Plan, now: datetime) -> bool:
+        jobs: list[Awaitable[bool]] = []
+        for verdict in plan.kernels_to_cull:
+            if self._ready(("kernel", verdict.id), now):
+                jobs.append(self._guarded(("kernel", verdict.id), self._shut_down_kernel(verdict)))
+        for verdict in plan.terminals_to_cull:
+            if self._ready(("terminal", verdict.id), now):
+                jobs.append(
+                    self._guarded(("terminal", verdict.id), self._terminate_terminal(verdict))
+                )
+        if plan.app.due and self._ready(("app", ""), now):
+            jobs.append(self._guarded(("app", ""), self._run_app_action()))
+        if not jobs:
+            return False
+        results = await asyncio.gather(*jobs)
+        return any(results)
+
+    def _ready(self, key: tuple[str, str], now: datetime) -> bool:
+        failure = self._failures.get(key)
+        return failure is None or now >= failure.retry_at
+
+    async def _guarded(self, key: tuple[str, str], job: Awaitable[bool]) -> bool:
+        kind, ident = key
+        try:
+            done = await job
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            failure = self._failures.get(key)
+            attempts = failure.attempts + 1 if failure else 1
+            backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (attempts - 1))
+            self._failures[key] = Failure(attempts, self.clock() + timedelta(seconds=backoff))
+            error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
+            target = f"{kind} {ident}" if ident else f"app action '{self.action.name}'"
+            message = f"{target} failed ({error_text}); retrying in {backoff:g} s"
+            self.log.warning("auto-shutdown: %s", message)
+            self._record_error(message)
+            return False
+        self._failures.pop(key, None)
+        return done
+
+    async def _shut_down_kernel(self, planned: Verdict) -> bool:
+        kernel_manager = self.serverapp.kernel_manager
+        async with self._semaphore:
+            fresh = read_kernel(kernel_manager, planned.id)
+            if fresh is None:
+                return False  # already gone
+            verdict = kernel_verdict(self._fresh(fresh, planned.id), self.store.current, self.clock())
+            if not verdict.due:
+                self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
+                return False
+            # Nothing awaits between the re-check above and the start of the shutdown below.
+            self.log.info(
+                "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
+                planned.id, fresh.name, verdict.idle_seconds or 0.0, verdict.reason,
+            )
+            await asyncio.wait_for(
+                kernel_manager.shutdown_kernel(planned.id),
+                timeout=self.options.shutdown_timeout_seconds,
+            )
+            return True
+
+    async def _terminate_terminal(self, planned: Verdict) -> bool:
+        terminal_manager = self._terminal_manager()
+        if terminal_manager is None:
+            return False
+        async with self._semaphore:
+            fresh = read_terminal(terminal_manager, planned.id)
+            if fresh is None:
+                return False
+            kernels_remain = bool(self.serverapp.kernel_manager.list_kernel_ids())
+            verdict = terminal_verdict(
+                self._fresh(fresh, f"t:{planned.id}"), self.store.current, self.clock(),
+                kernels_remain,
+            )
+            if not verdict.due:
+                self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
+                return False
+            self.log.info(
+                "auto-shutdown: removing terminal %s: idle for %.0f s (%s)",
+                planned.id, verdict.idle_seconds or 0.0, verdict.reason,
+            )
+            await asyncio.wait_for(
+                terminal_manager.terminate(planned.id, force=True),
+                timeout=self.options.shutdown_timeout_seconds,
+            )
+            return True
+
+    def _fresh(self, record: KernelInfo | TerminalInfo, key: str) -> Any:
+        return self._with_known_activity(record, key, self.clock())
+
+    async def _run_app_action(self) -> bool:
+        if self._app_action_running:
+            return False
+        # Re-check: a kernel, terminal or request may have arrived since the plan was made.
+        now = self.clock()
+        _, plan = self.plan(now)
+        if not plan.app.due:
+            self.log.info("auto-shutdown: app action '%s' not run: %s", self.action.name,
+                          plan.app.reason)
+            return False
+        self._app_action_running = True
+        self.app_fired_at = now
+        try:
+            self.log.info(
+                "auto-shutdown: running app action '%s': no kernels or terminals, server idle "
+                "for %.0f s",
+                self.action.name, plan.app.idle_seconds or 0.0,
+            )
+            context = ActionContext(self.serverapp, self.log, plan.app.idle_seconds or 0.0)
+            result = await asyncio.wait_for(
+                self.action.run(context), timeout=self.options.app_action_timeout_seconds
+            )
+            self.last_action_result = str(result)
+            self.log.info("auto-shutdown: app action '%s': %s", self.action.name, result)
+            return True
+        except BaseException:
+            self.app_fired_at = None  # it did not happen: allow a retry after the backoff
+            raise
+        finally:
+            self._app_action_running = False
+
+    def _record_error(self, message: str) -> None:
+        self.errors.append({"time": self.clock().isoformat(), "message": message})

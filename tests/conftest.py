@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+from traitlets.config import Config
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def autoshutdown_config() -> dict:
+    """Per-module or per-test AutoShutdown traits; override this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def state_path(tmp_path):
+    return tmp_path / "autoshutdown-state" / "state.json"
+
+
+@pytest.fixture
+def jp_server_config(autoshutdown_config, state_path) -> Config:
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {
+                    "jupyter_server_terminals": True,
+                    "jupyter_autoshutdown": True,
+                }
+            },
+            "AutoShutdown": {"state_file": str(state_path), **autoshutdown_config},
+        }
+    )
