@@ -131,3 +131,28 @@ async def test_kernel_whose_shutdown_raises_does_not_stop_the_others(
     assert extension.monitor.running
     monkeypatch.undo()
     await real_shutdown(broken_id)
+
+
+async def test_kernel_that_turns_busy_after_the_decision_is_spared(
+    jp_serverapp, jp_fetch, jp_ws_fetch
+):
+    extension = await start_extension(jp_serverapp)
+    monitor = extension.monitor
+    await monitor.stop()  # drive the passes by hand to place the change between decide and act
+    kernel_id = await start_kernel(jp_fetch)
+    client = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    await client.execute("import time")
+    kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    await wait_for(lambda: datetime.now(timezone.utc) - kernel.last_activity
+                   > timedelta(seconds=TIMEOUT_SECONDS + 0.2), what="the kernel to pass its deadline")
+    now = datetime.now(timezone.utc)
+    _, plan = monitor.plan(now)
+    assert [v.id for v in plan.kernels_to_cull] == [kernel_id]
+
+    msg_id = await client.send_execute("time.sleep(1)")
+    await wait_for(lambda: kernel.execution_state == "busy")
+    acted = await monitor._execute(plan, now)  # the stale plan still says "cull"
+    assert acted is False
+    assert not kernel_gone(jp_serverapp, kernel_id), "a kernel that turned busy must be spared"
+    await client.wait_idle(msg_id)
+    client.close()

@@ -1,0 +1,150 @@
+"""Unit and property-based tests of the pure policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jupyter_autoshutdown.observe import KernelInfo, Snapshot, TerminalInfo
+from jupyter_autoshutdown.policy import AppState, decide, kernel_verdict
+from jupyter_autoshutdown.settings import Settings
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+STATES = ["idle", "busy", "starting", "dead", "unknown"]
+
+offsets = st.floats(min_value=-7200, max_value=7200, allow_nan=False)
+kernels = st.builds(
+    KernelInfo,
+    id=st.uuids().map(str),
+    name=st.just("python3"),
+    execution_state=st.sampled_from(STATES),
+    last_activity=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=s))),
+    connections=st.integers(min_value=0, max_value=3),
+)
+terminals = st.builds(
+    TerminalInfo,
+    name=st.integers(min_value=1, max_value=999).map(str),
+    last_activity=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=s))),
+)
+settings_strategy = st.builds(
+    Settings,
+    idle_timeout_minutes=st.sampled_from([0.0, 0.05, 1.0, 30.0, 120.0]),
+    keep_terminals=st.booleans(),
+    cull_busy=st.booleans(),
+    cull_connected=st.booleans(),
+    starting_timeout_minutes=st.sampled_from([0.0, 0.05, 30.0]),
+)
+snapshots = st.builds(
+    Snapshot,
+    kernels=st.lists(kernels, max_size=6, unique_by=lambda k: k.id).map(tuple),
+    terminals=st.lists(terminals, max_size=4, unique_by=lambda t: t.name).map(tuple),
+    server_last_activity=offsets.map(lambda s: NOW - timedelta(seconds=abs(s))),
+)
+app_states = st.builds(
+    AppState,
+    action=st.sampled_from(["none", "server"]),
+    empty_since=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))),
+    fired_at=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))),
+)
+
+
+@given(snapshots, settings_strategy, app_states)
+def test_invariants_of_every_plan(snapshot, settings, app):
+    plan = decide(snapshot, settings, NOW, app)
+    by_id = {k.id: k for k in snapshot.kernels}
+    if not settings.enabled:
+        assert not plan.kernels_to_cull and not plan.terminals_to_cull and not plan.app.due
+        assert plan.next_deadline is None
+    for verdict in plan.kernels_to_cull:
+        kernel = by_id[verdict.id]
+        # Never lose work: a busy kernel is culled only when cull_busy says so.
+        assert kernel.execution_state != "busy" or settings.cull_busy
+        assert kernel.connections == 0 or settings.cull_connected
+        assert kernel.last_activity is not None
+        assert NOW - kernel.last_activity >= timedelta(seconds=min(
+            settings.idle_timeout_seconds,
+            settings.starting_timeout_seconds or settings.idle_timeout_seconds,
+        ))
+    if plan.terminals_to_cull:
+        assert not snapshot.kernels and not settings.keep_terminals
+    if plan.app.due:
+        assert not snapshot.kernels and not snapshot.terminals and app.action != "none"
+        assert app.fired_at is None or app.fired_at < snapshot.server_last_activity or (
+            app.empty_since is not None and app.fired_at < app.empty_since
+        )
+    # The next wake-up is the earliest deadline still ahead; due items are not in it.
+    future = [v.deadline for v in (*plan.kernels, *plan.terminals) if v.deadline and v.deadline > NOW]
+    if plan.app.deadline and plan.app.deadline > NOW:
+        future.append(plan.app.deadline)
+    assert plan.next_deadline == (min(future) if future else None)
+    for verdict in (*plan.kernels, *plan.terminals):
+        assert verdict.due == (verdict.deadline is not None and NOW >= verdict.deadline)
+        assert verdict.reason
+
+
+@given(offsets, st.sampled_from(["idle", "dead", "unknown"]))
+def test_an_idle_kernel_is_due_exactly_at_its_deadline(offset, state):
+    settings = Settings(idle_timeout_minutes=1.0)
+    kernel = KernelInfo("k", "python3", state, NOW - timedelta(seconds=offset), 0)
+    verdict = kernel_verdict(kernel, settings, NOW)
+    assert verdict.deadline == kernel.last_activity + timedelta(seconds=60)
+    assert verdict.due == (offset >= 60)
+
+
+def test_busy_kernel_is_never_scheduled_unless_cull_busy():
+    kernel = KernelInfo("k", "python3", "busy", NOW - timedelta(days=3), 0)
+    spared = kernel_verdict(kernel, Settings(idle_timeout_minutes=1.0), NOW)
+    assert not spared.due and spared.deadline is None and "busy" in spared.reason
+    culled = kernel_verdict(kernel, Settings(idle_timeout_minutes=1.0, cull_busy=True), NOW)
+    assert culled.due
+
+
+def test_connected_kernel_is_kept_only_when_cull_connected_is_off():
+    kernel = KernelInfo("k", "python3", "idle", NOW - timedelta(hours=3), 2)
+    assert kernel_verdict(kernel, Settings(), NOW).due
+    kept = kernel_verdict(kernel, Settings(cull_connected=False), NOW)
+    assert not kept.due and "2 open connection" in kept.reason
+
+
+def test_starting_kernel_uses_the_shorter_starting_timeout():
+    kernel = KernelInfo("k", "python3", "starting", NOW - timedelta(minutes=31), 0)
+    assert kernel_verdict(kernel, Settings(idle_timeout_minutes=120, starting_timeout_minutes=30), NOW).due
+    assert not kernel_verdict(kernel, Settings(idle_timeout_minutes=120, starting_timeout_minutes=0), NOW).due
+
+
+def test_app_idle_period_starts_when_the_last_resource_went_away():
+    snapshot = Snapshot((), (), server_last_activity=NOW - timedelta(hours=5))
+    settings = Settings(idle_timeout_minutes=60)
+    gone_recently = AppState("server", empty_since=NOW - timedelta(minutes=10))
+    plan = decide(snapshot, settings, NOW, gone_recently)
+    assert not plan.app.due
+    assert plan.app.deadline == NOW + timedelta(minutes=50)
+    assert plan.next_deadline == plan.app.deadline
+    long_gone = AppState("server", empty_since=NOW - timedelta(minutes=61))
+    assert decide(snapshot, settings, NOW, long_gone).app.due
+
+
+def test_app_action_runs_once_per_idle_period():
+    snapshot = Snapshot((), (), server_last_activity=NOW - timedelta(hours=5))
+    settings = Settings(idle_timeout_minutes=60)
+    fired = AppState("server", empty_since=NOW - timedelta(hours=4), fired_at=NOW - timedelta(hours=3))
+    assert not decide(snapshot, settings, NOW, fired).app.due
+    # New activity after it ran starts a new idle period.
+    active_again = Snapshot((), (), server_last_activity=NOW - timedelta(hours=2))
+    assert decide(active_again, settings, NOW, fired).app.due
+
+
+def test_terminals_wait_for_kernels_and_respect_keep_terminals():
+    old = NOW - timedelta(hours=3)
+    terminal = TerminalInfo("1", old)
+    kernel = KernelInfo("k", "python3", "busy", old, 0)
+    settings = Settings(idle_timeout_minutes=60)
+    with_kernel = decide(Snapshot((kernel,), (terminal,), old), settings, NOW, AppState("none"))
+    assert not with_kernel.terminals_to_cull
+    alone = decide(Snapshot((), (terminal,), old), settings, NOW, AppState("none"))
+    assert [v.id for v in alone.terminals_to_cull] == ["1"]
+    kept = decide(Snapshot((), (terminal,), old), Settings(idle_timeout_minutes=60, keep_terminals=True),
+                  NOW, AppState("server"))
+    assert not kept.terminals_to_cull and not kept.app.due
