@@ -6,7 +6,8 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Any, Callable
 
 from jupyter_autoshutdown.app import AutoShutdown
 

@@ -6,7 +6,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from helpers import KernelSession, api, start_extension, start_kernel, wait_for, wait_pass_after
 
 TIMEOUT_SECONDS = 3.0

@@ -80,7 +80,7 @@ def test_invariants_of_every_plan(snapshot, settings, app):
         future.append(plan.app.deadline)
     assert plan.next_deadline == (min(future) if future else None)
     for verdict in (*plan.kernels, *plan.terminals):
-        assert verdict.due == (verdict.deadline is not None and NOW >= verdict.deadline)
+        assert verdict.due == (verdict.deadline is not None and verdict.deadline <= NOW)
         assert verdict.reason
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import api, extension_of, start_extension
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
-
-from helpers import api, extension_of, start_extension
 
 IDLE_CHECKER = ("sagemaker-studio-autoshutdown", "idle_checker")
 SETTINGS = ("autoshutdown", "api", "settings")

@@ -31,7 +31,8 @@ def test_parse_minutes_accepts_exactly_finite_values_in_range(value):
             parse_minutes("x", value)
 
 
-@given(st.one_of(st.booleans(), st.none(), st.text(), st.lists(st.integers()), st.dictionaries(st.text(), st.integers())))
+@given(st.one_of(st.booleans(), st.none(), st.text(), st.lists(st.integers()),
+                 st.dictionaries(st.text(), st.integers())))
 def test_parse_minutes_rejects_non_numbers(value):
     with pytest.raises(SettingsError):
         parse_minutes("x", value)

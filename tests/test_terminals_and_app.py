@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from actions_for_tests import RecordingAction
 from helpers import (
     KernelSession,

@@ -1,0 +1,408 @@
+"""Command-line client for a running server: set the timeout, check health, check a fleet.
+
+It talks to the server's REST API with the server's token (never a scraped cookie). Without
+``--url`` it finds the server itself from ``jupyter server list --json`` of this environment
+(honouring ``JUPYTER_RUNTIME_DIR``). The token comes from ``--token``, then ``JUPYTER_TOKEN``,
+then the server list.
+
+Exit codes (the same for every command):
+
+==  =====================================================================
+0   done / healthy
+1   the request failed (network error, timeout, unexpected reply)
+2   bad arguments
+3   no server found (none running, several without --url, or unreachable)
+4   the server answers but jupyter_autoshutdown is not loaded in it
+5   the checker is not running (no completed pass, or none recently)
+6   the server rejected the value (its message is shown)
+7   the server refused the token
+==  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NO_SERVER = 3
+EXIT_NOT_LOADED = 4
+EXIT_NOT_RUNNING = 5
+EXIT_REJECTED = 6
+EXIT_AUTH = 7
+
+IDLE_CHECKER = "sagemaker-studio-autoshutdown/idle_checker"
+STATUS = "autoshutdown/api/status"
+MAX_MINUTES = 525_600.0
+#: A last check older than this many check intervals (plus slack) means the checker is stuck.
+STALE_INTERVALS = 2
+STALE_SLACK_SECONDS = 10.0
+
+
+class ClientError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str  # base URL, ending in "/"
+    token: str
+
+    def route(self, path: str) -> str:
+        return self.url + path
+
+
+def parse_minutes_argument(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise ClientError(EXIT_USAGE, f"minutes must be a number, got {text!r}") from None
+    if not math.isfinite(minutes) or minutes < 0 or minutes > MAX_MINUTES:
+        raise ClientError(
+            EXIT_USAGE, f"minutes must be between 0 (off) and {MAX_MINUTES:g}, got {text!r}"
+        )
+    return minutes
+
+
+def running_servers() -> list[dict[str, Any]]:
+    """The servers `jupyter server list --json` would show for this environment."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        result = subprocess.run(
+            ["jupyter", "server", "list", "--json"], capture_output=True, text=True, timeout=30
+        )
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return list(list_running_servers())
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def resolve_server(url: str | None, token: str | None) -> Server:
+    token = token if token is not None else os.environ.get("JUPYTER_TOKEN")
+    if url:
+        if token is None:
+            # A server from the list at this URL may know its own token.
+            wanted = _with_slash(url)
+            for info in _safe_running_servers():
+                if _with_slash(info.get("url", "")) == wanted:
+                    token = info.get("token", "")
+        return Server(_with_slash(url), token or "")
+    servers = _safe_running_servers()
+    if not servers:
+        runtime = os.environ.get("JUPYTER_RUNTIME_DIR", "the default runtime directory")
+        raise ClientError(
+            EXIT_NO_SERVER,
+            f"no running Jupyter server found (looked in {runtime}); start one, or pass --url",
+        )
+    if len(servers) > 1:
+        urls = ", ".join(str(info.get("url")) for info in servers)
+        raise ClientError(EXIT_NO_SERVER, f"several Jupyter servers are running ({urls}); pass --url")
+    info = servers[0]
+    return Server(_with_slash(info["url"]), token if token is not None else info.get("token", ""))
+
+
+def _safe_running_servers() -> list[dict[str, Any]]:
+    try:
+        return running_servers()
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
+def call(server: Server, method: str, path: str, *, body: Any = None, timeout: float = 10.0,
+         missing_ok: bool = False) -> requests.Response:
+    """One authenticated request; raises ClientError with the right exit code on failure."""
+    headers = {"Authorization": f"token {server.token}"} if server.token else {}
+    try:
+        response = requests.request(
+            method, server.route(path), json=body, headers=headers, timeout=timeout
+        )
+    except requests.ConnectionError as error:
+        raise ClientError(EXIT_NO_SERVER, f"no server answers at {server.url} ({error})") from None
+    except requests.RequestException as error:
+        raise ClientError(EXIT_FAILED, f"request to {server.url}{path} failed: {error}") from None
+    if response.status_code in (401, 403):
+        raise ClientError(
+            EXIT_AUTH,
+            f"the server at {server.url} refused the request ({response.status_code}); "
+            "pass --token or set JUPYTER_TOKEN",
+        )
+    if response.status_code == 404 and not missing_ok:
+        raise ClientError(
+            EXIT_NOT_LOADED,
+            f"jupyter_autoshutdown is not loaded in the server at {server.url}: install it "
+            "(pip install jupyter_autoshutdown) and restart the server",
+        )
+    return response
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise ClientError(
+            EXIT_FAILED, f"unexpected reply ({response.status_code}): {response.text[:200]!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ClientError(EXIT_FAILED, f"unexpected reply: {data!r}"[:300])
+    return data
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+# ---- set-time-interval ------------------------------------------------------------------------
+
+
+def set_time_interval(server: Server, minutes: float, keep_terminals: bool | None,
+                      timeout: float = 10.0) -> dict[str, Any]:
+    body: dict[str, Any] = {"idle_time": minutes}
+    if keep_terminals is not None:
+        body["keep_terminals"] = keep_terminals
+    response = call(server, "POST", IDLE_CHECKER, body=body, timeout=timeout)
+    if response.status_code == 400:
+        message = _json(response).get("message", response.text)
+        raise ClientError(EXIT_REJECTED, f"the server rejected the value: {message}")
+    if response.status_code != 200:
+        raise ClientError(EXIT_FAILED, f"unexpected reply ({response.status_code}): {response.text[:200]}")
+    return _json(response)
+
+
+def describe_settings(data: dict[str, Any]) -> str:
+    minutes = data.get("idle_timeout_minutes", data.get("idle_time", 0) / 60)
+    timeout = "off (0)" if not minutes else f"{minutes:g} minutes ({data.get('idle_time')} seconds)"
+    lines = [f"  idle timeout:   {timeout}", f"  keep terminals: {_yes_no(data.get('keep_terminals'))}"]
+    if data.get("persisted") is False:
+        lines.append("  warning: the server could not save this; it applies until the server restarts")
+    return "\n".join(lines)
+
+
+# ---- health check -----------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    code: int
+    message: str
+    data: dict[str, Any]
+
+
+def check_health(server: Server, timeout: float = 10.0) -> Health:
+    try:
+        compat = _json(call(server, "GET", IDLE_CHECKER, timeout=timeout))
+        status_response = call(server, "GET", STATUS, timeout=timeout, missing_ok=True)
+        status = _json(status_response) if status_response.status_code == 200 else None
+    except ClientError as error:
+        return Health(error.code, error.message, {"server": server.url})
+    data = {"server": server.url, "idle_checker": compat, "status": status}
+    count = int(compat.get("count") or 0)
+    if status is None:
+        # An older extension with only the SageMaker route: all it tells is the count.
+        if count < 1:
+            return Health(EXIT_NOT_RUNNING, "the checker has not completed a pass", data)
+        return Health(EXIT_OK, "healthy (SageMaker-compatible route only)", data)
+    if not status.get("running"):
+        return Health(EXIT_NOT_RUNNING, "the checker is not running", data)
+    if count < 1:
+        return Health(EXIT_NOT_RUNNING, "the checker has not completed a pass yet", data)
+    interval = float(status.get("settings", {}).get("max_check_interval_seconds") or 60)
+    age = status.get("last_check_seconds_ago")
+    limit = STALE_INTERVALS * interval + STALE_SLACK_SECONDS
+    if age is None or age > limit:
+        return Health(EXIT_NOT_RUNNING, f"the last check was {age} s ago (more than {limit:g} s)", data)
+    return Health(EXIT_OK, "healthy", data)
+
+
+def describe_health(health: Health) -> str:
+    compat = health.data.get("idle_checker") or {}
+    status = health.data.get("status") or {}
+    verdict = "Auto-shutdown is active" if health.code == EXIT_OK else "Auto-shutdown is NOT healthy"
+    lines = [f"{verdict} on {health.data.get('server')}: {health.message}"]
+    if compat:
+        lines.append(describe_settings(compat))
+        last = status.get("last_check") or compat.get("last_check")
+        age = status.get("last_check_seconds_ago")
+        when = f", the last {age:.0f} s ago ({last})" if age is not None else ""
+        lines.append(f"  checks run:     {compat.get('count')}{when}")
+    if status:
+        lines.append(f"  app action:     {status.get('settings', {}).get('app_action')}")
+        lines.append(f"  kernels:        {len(status.get('kernels', []))}, "
+                     f"terminals: {len(status.get('terminals', []))}")
+        for error in status.get("errors", [])[-3:]:
+            lines.append(f"  recent error:   {error.get('time')}: {error.get('message')}")
+    return "\n".join(lines)
+
+
+# ---- fleet ------------------------------------------------------------------------------------
+
+
+def hub_servers(hub_url: str, token: str, public_url: str | None, timeout: float) -> list[Server]:
+    """Running single-user servers listed by a JupyterHub's REST API."""
+    hub = _with_slash(hub_url)
+    try:
+        response = requests.get(hub + "hub/api/users", headers={"Authorization": f"token {token}"},
+                                params={"state": "active"}, timeout=timeout)
+    except requests.RequestException as error:
+        raise ClientError(EXIT_NO_SERVER, f"cannot reach the hub at {hub}: {error}") from None
+    if response.status_code in (401, 403):
+        raise ClientError(EXIT_AUTH, f"the hub refused the token ({response.status_code}); "
+                                     "set JUPYTERHUB_API_TOKEN or pass --hub-token")
+    if response.status_code != 200:
+        raise ClientError(EXIT_FAILED, f"the hub answered {response.status_code}: {response.text[:200]}")
+    base = _with_slash(public_url or hub_url)
+    servers = []
+    for user in response.json():
+        for info in (user.get("servers") or {}).values():
+            if info.get("ready") and info.get("url"):
+                servers.append(Server(base + info["url"].lstrip("/"), token))
+    return servers
+
+
+def read_server_list(path: str) -> list[Server]:
+    """A file of servers: a JSON list of {"url", "token"}, or lines of 'URL [TOKEN]'."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if text.lstrip().startswith("["):
+        return [Server(_with_slash(item["url"]), item.get("token", "")) for item in json.loads(text)]
+    servers = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and not parts[0].startswith("#"):
+            servers.append(Server(_with_slash(parts[0]), parts[1] if len(parts) > 1 else ""))
+    return servers
+
+
+def check_fleet(servers: list[Server], timeout: float, workers: int = 16) -> list[Health]:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(servers) or 1))) as pool:
+        return list(pool.map(lambda server: check_health(server, timeout), servers))
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the server's base URL (default: find the running server)")
+    parser.add_argument("--token", help="the server's token (default: JUPYTER_TOKEN, then the server list)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jupyter_autoshutdown.client",
+                                     description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    set_parser = commands.add_parser("set", help="set the idle timeout of the running server")
+    set_parser.add_argument("minutes", nargs="?", help="idle timeout in minutes (default: TIMEOUT_IN_MINS)")
+    group = set_parser.add_mutually_exclusive_group()
+    group.add_argument("--keep-terminals", dest="keep_terminals", action="store_true", default=None)
+    group.add_argument("--no-keep-terminals", dest="keep_terminals", action="store_false")
+    set_parser.add_argument("--quiet", action="store_true", help="print only errors")
+    _add_server_options(set_parser)
+
+    check_parser = commands.add_parser("check", help="print the settings and whether the checker is healthy")
+    check_parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    _add_server_options(check_parser)
+
+    fleet_parser = commands.add_parser("fleet", help="check many servers at once")
+    fleet_parser.add_argument("--server", action="append", default=[], metavar="URL[,TOKEN]",
+                              help="a server to check (repeatable)")
+    fleet_parser.add_argument("--servers", metavar="FILE",
+                              help="a file of servers: lines 'URL [TOKEN]' or a JSON list")
+    fleet_parser.add_argument("--hub-url", help="check every running server of this JupyterHub")
+    fleet_parser.add_argument("--hub-public-url", help="where user servers are reached (default: --hub-url)")
+    fleet_parser.add_argument("--hub-token", help="hub API token (default: JUPYTERHUB_API_TOKEN)")
+    fleet_parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    fleet_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def _run_set(args: argparse.Namespace) -> int:
+    text = args.minutes if args.minutes is not None else os.environ.get("TIMEOUT_IN_MINS")
+    if text is None:
+        raise ClientError(EXIT_USAGE, "give the timeout in minutes (or set TIMEOUT_IN_MINS)")
+    minutes = parse_minutes_argument(text)
+    server = resolve_server(args.url, args.token)
+    data = set_time_interval(server, minutes, args.keep_terminals, args.timeout)
+    if not args.quiet:
+        print(f"Auto-shutdown settings now in force on {server.url}:")
+        print(describe_settings(data))
+    return EXIT_OK
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    try:
+        server = resolve_server(args.url, args.token)
+    except ClientError as error:
+        health = Health(error.code, error.message, {"server": args.url})
+    else:
+        health = check_health(server, args.timeout)
+    if args.json:
+        print(json.dumps({"healthy": health.code == EXIT_OK, "exit_code": health.code,
+                          "message": health.message, **health.data}, indent=2))
+    elif health.data.get("idle_checker") is None:
+        print(f"error: {health.message}", file=sys.stderr)
+    else:
+        print(describe_health(health))
+    return health.code
+
+
+def _run_fleet(args: argparse.Namespace) -> int:
+    servers: list[Server] = []
+    for item in args.server:
+        url, _, token = item.partition(",")
+        servers.append(Server(_with_slash(url), token))
+    if args.servers:
+        try:
+            servers.extend(read_server_list(args.servers))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ClientError(EXIT_USAGE, f"cannot read {args.servers}: {error}") from None
+    if args.hub_url:
+        token = args.hub_token or os.environ.get("JUPYTERHUB_API_TOKEN")
+        if not token:
+            raise ClientError(EXIT_USAGE, "--hub-url needs --hub-token or JUPYTERHUB_API_TOKEN")
+        servers.extend(hub_servers(args.hub_url, token, args.hub_public_url, args.timeout))
+    if not servers:
+        raise ClientError(EXIT_USAGE, "no servers to check: use --server, --servers or --hub-url")
+    results = check_fleet(servers, args.timeout)
+    failing = [health for health in results if health.code != EXIT_OK]
+    if args.json:
+        print(json.dumps([{"server": h.data.get("server"), "healthy": h.code == EXIT_OK,
+                           "exit_code": h.code, "message": h.message} for h in results], indent=2))
+    else:
+        for health in results:
+            mark = "OK  " if health.code == EXIT_OK else "FAIL"
+            print(f"{mark} {health.data.get('server')}: {health.message}")
+        print(f"{len(results) - len(failing)} of {len(results)} servers healthy")
+    return EXIT_FAILED if failing else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    runner = {"set": _run_set, "check": _run_check, "fleet": _run_fleet}[args.command]
+    try:
+        return runner(args)
+    except ClientError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
