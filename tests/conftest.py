@@ -30,3 +30,11 @@ def jp_server_config(autoshutdown_config, state_path) -> Config:
             "AutoShutdown": {"state_file": str(state_path), **autoshutdown_config},
         }
     )
+
+
+@pytest.fixture
+def home(tmp_path):
+    """An empty HOME for subprocess tests (see server_process.isolated_env)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path

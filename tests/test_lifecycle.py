@@ -1,0 +1,240 @@
+"""The operator's tools, run as subprocesses against real servers: set-time-interval.sh, the
+checker, the fleet check, and install.sh in a fresh virtual environment, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from server_process import TOKEN, ServerProcess, free_port, isolated_env
+
+REPO = Path(__file__).resolve().parent.parent
+SET_TIME_INTERVAL = REPO / "scripts" / "set-time-interval.sh"
+CHECKER = REPO / "check_idle_timeout_configuration.py"
+FLEET = REPO / "scripts" / "fleet-check"
+INSTALL = REPO / "install.sh"
+
+
+def run(command, home, *, env_extra=None, timeout=120):
+    env = {**isolated_env(home), "AUTOSHUTDOWN_PYTHON": sys.executable, **(env_extra or {})}
+    return subprocess.run([str(part) for part in command], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def server(home):
+    process = ServerProcess(home)
+    yield process
+    process.stop()
+
+
+def settings_of(server):
+    return server.request("GET", "sagemaker-studio-autoshutdown/idle_checker").json()
+
+
+def test_set_time_interval_finds_the_server_and_prints_the_settings(server, home):
+    result = run([SET_TIME_INTERVAL, "15", "--keep-terminals"], home)
+    assert result.returncode == 0, result.stderr
+    assert "15 minutes (900 seconds)" in result.stdout
+    assert "keep terminals: yes" in result.stdout
+    assert settings_of(server)["idle_time"] == 900
+    assert settings_of(server)["keep_terminals"] is True
+
+    result = run([SET_TIME_INTERVAL, "--no-keep-terminals"], home, env_extra={"TIMEOUT_IN_MINS": "20"})
+    assert result.returncode == 0, result.stderr
+    now_in_force = settings_of(server)
+    assert (now_in_force["idle_time"], now_in_force["keep_terminals"]) == (1200, False)
+
+
+@pytest.mark.parametrize("minutes", ["abc", "-5", "1e9", "nan", ""])
+def test_set_time_interval_rejects_bad_minutes_and_changes_nothing(server, home, minutes):
+    result = run([SET_TIME_INTERVAL, minutes], home)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "minutes must be" in result.stderr
+    assert settings_of(server)["idle_time"] == 7200
+
+
+def test_set_time_interval_with_explicit_url_and_token(server, home):
+    result = run([SET_TIME_INTERVAL, "5", "--url", server.url, "--token", TOKEN], home)
+    assert result.returncode == 0, result.stderr
+    assert settings_of(server)["idle_time"] == 300
+    wrong = run([SET_TIME_INTERVAL, "6", "--url", server.url, "--token", "wrong"], home)
+    assert wrong.returncode == 7
+    assert "refused" in wrong.stderr
+    assert settings_of(server)["idle_time"] == 300
+
+
+def test_set_time_interval_without_a_server(home):
+    result = run([SET_TIME_INTERVAL, "5"], home)
+    assert result.returncode == 3
+    assert "no running Jupyter server found" in result.stderr
+    unreachable = run([SET_TIME_INTERVAL, "5", "--url", f"http://127.0.0.1:{free_port()}/"], home)
+    assert unreachable.returncode == 3
+
+
+def test_checker_reports_a_healthy_server(server, home):
+    result = run([sys.executable, CHECKER], home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Auto-shutdown is active" in result.stdout
+    assert "idle timeout:   120 minutes (7200 seconds)" in result.stdout
+    assert "keep terminals: no" in result.stdout
+    assert "checks run:" in result.stdout
+    raw = run([sys.executable, CHECKER, "--json"], home)
+    assert raw.returncode == 0
+    data = json.loads(raw.stdout)
+    assert data["healthy"] is True
+    assert data["idle_checker"]["count"] >= 1
+    assert data["idle_checker"]["idle_time"] == 7200
+
+
+def test_checker_exit_codes_without_server_and_without_extension(home, tmp_path):
+    no_server = run([sys.executable, CHECKER], home)
+    assert no_server.returncode == 3
+    assert "no running Jupyter server found" in no_server.stderr
+
+    config = home / ".jupyter" / "jupyter_server_config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_autoshutdown": False}}}))
+    bare = ServerProcess(home)
+    try:
+        missing = run([sys.executable, CHECKER], home)
+        assert missing.returncode == 4, missing.stdout + missing.stderr
+        assert "not loaded" in missing.stderr
+        assert run([SET_TIME_INTERVAL, "5"], home).returncode == 4
+    finally:
+        bare.stop()
+
+
+def test_fleet_check_lists_the_server_without_the_extension(home, tmp_path):
+    healthy = ServerProcess(home)
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    (other_home / ".jupyter").mkdir()
+    (other_home / ".jupyter" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_autoshutdown": False}}}))
+    bare = ServerProcess(other_home)
+    try:
+        servers_file = tmp_path / "servers.txt"
+        servers_file.write_text(f"# url token\n{healthy.url} {TOKEN}\n{bare.url} {TOKEN}\n")
+        result = run([FLEET, "--servers", servers_file], home)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"OK   {healthy.url}/: healthy" in result.stdout
+        assert f"FAIL {bare.url}/: jupyter_autoshutdown is not loaded" in result.stdout
+        assert "1 of 2 servers healthy" in result.stdout
+        as_json = run([FLEET, "--server", f"{healthy.url},{TOKEN}", "--json"], home)
+        assert as_json.returncode == 0
+        assert json.loads(as_json.stdout)[0]["healthy"] is True
+        assert run([FLEET], home).returncode == 2
+    finally:
+        healthy.stop()
+        bare.stop()
+
+
+# ---- install.sh in a fresh virtual environment, offline -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wheelhouse")
+    result = subprocess.run(["bash", REPO / "scripts" / "build-wheelhouse.sh", directory],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert any(path.name.startswith("jupyter_autoshutdown-") for path in directory.iterdir())
+    return directory
+
+
+@pytest.fixture
+def fresh_venv(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+    return venv / "bin" / "python"
+
+
+def install(home, *args, timeout=300):
+    # No index at all: everything must come from the wheelhouse.
+    env_extra = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+    return run(["bash", INSTALL, *args], home, env_extra=env_extra, timeout=timeout)
+
+
+@pytest.mark.timeout(900)
+def test_install_offline_retune_verify_uninstall(home, wheelhouse, fresh_venv, tmp_path):
+    bad = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "abc")
+    assert bad.returncode == 2 and "must be a number of minutes" in bad.stderr
+    assert not (home / ".jupyter" / "jupyter_server_config.json").exists()
+
+    first = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "7",
+                    "--keep-terminals")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "no running server found" in first.stdout
+    config = json.loads((home / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert config["AutoShutdown"] == {"idle_timeout": 7.0, "keep_terminals": True}
+    helper = home / ".auto-shutdown" / "set-time-interval.sh"
+    assert os.access(helper, os.X_OK)
+    again = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "7",
+                    "--keep-terminals")
+    assert again.returncode == 0, again.stderr
+
+    # The next start uses the timeout with no request.
+    server = ServerProcess(home, python=str(fresh_venv))
+    try:
+        assert settings_of(server)["idle_time"] == 420
+        assert settings_of(server)["keep_terminals"] is True
+        retune = run([helper, "9"], home)
+        assert retune.returncode == 0, retune.stderr
+        assert settings_of(server)["idle_time"] == 540
+        # install.sh again, with the server running: applied at once.
+        live = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "11")
+        assert live.returncode == 0, live.stderr
+        assert "settings now in force" in live.stdout
+        assert settings_of(server)["idle_time"] == 660
+        assert settings_of(server)["keep_terminals"] is False
+        check = run([fresh_venv, CHECKER], home)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        server.stop()
+
+    removed = install(home, "--python", fresh_venv, "--uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert subprocess.run([fresh_venv, "-c", "import jupyter_autoshutdown"],
+                          capture_output=True, cwd=tmp_path).returncode != 0
+    config = json.loads((home / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert "AutoShutdown" not in config
+    assert not helper.exists()
+
+
+@pytest.mark.timeout(600)
+def test_install_restart_command_waits_until_the_server_answers(home, wheelhouse, fresh_venv, tmp_path):
+    port = free_port()
+    pid_file = tmp_path / "server.pid"
+    start = (
+        f"nohup {fresh_venv} -m jupyter_server --port={port} --ip=127.0.0.1 --no-browser "
+        f"--allow-root --IdentityProvider.token={TOKEN} --ServerApp.root_dir={home} "
+        f"> {tmp_path / 'restarted.log'} 2>&1 & echo $! > {pid_file}"
+    )
+    try:
+        result = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "3",
+                         "--restart-command", start, "--wait", "90",
+                         "--url", f"http://127.0.0.1:{port}/", "--token", TOKEN)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "the server is back with auto-shutdown loaded" in result.stdout
+        reply = requests.get(f"http://127.0.0.1:{port}/sagemaker-studio-autoshutdown/idle_checker",
+                             headers={"Authorization": f"token {TOKEN}"}, timeout=10).json()
+        assert reply["idle_time"] == 180
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
