@@ -157,11 +157,14 @@ class StatusHandler(AutoShutdownHandler):
         by_id = {kernel.id: kernel for kernel in snapshot.kernels}
 
         def timing(verdict: Verdict) -> dict[str, Any]:
+            failure = monitor.failure_of(verdict.kind, verdict.id)
             return {
                 "idle_seconds": _round(verdict.idle_seconds),
                 "seconds_until_shutdown": _seconds_until(verdict.deadline, now),
                 "shutdown_at": _iso(verdict.deadline),
                 "reason": verdict.reason,
+                "failed_attempts": failure.attempts if failure else 0,
+                "retry_at": _iso(failure.retry_at) if failure else None,
             }
 
         kernels = []

@@ -164,6 +164,11 @@ class Monitor:
         live = {kernel.id for kernel in kernels} | {f"t:{term.name}" for term in terminals}
         for stale in self._first_seen.keys() - live:
             del self._first_seen[stale]
+        live_keys = {("kernel", kernel.id) for kernel in kernels}
+        live_keys |= {("terminal", term.name) for term in terminals}
+        live_keys.add(("app", ""))
+        for gone in self._failures.keys() - live_keys:
+            del self._failures[gone]
         return Snapshot(
             kernels=tuple(self._with_known_activity(kernel, kernel.id, now) for kernel in kernels),
             terminals=tuple(
@@ -227,6 +232,10 @@ class Monitor:
             return False
         results = await asyncio.gather(*jobs)
         return any(results)
+
+    def failure_of(self, kind: str, ident: str) -> Failure | None:
+        """The pending retry of a kernel, terminal or (kind "app") the app action, if any."""
+        return self._failures.get((kind, ident))
 
     def _ready(self, key: tuple[str, str], now: datetime) -> bool:
         failure = self._failures.get(key)

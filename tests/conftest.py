@@ -18,15 +18,16 @@ def state_path(tmp_path):
 
 
 @pytest.fixture
-def jp_server_config(autoshutdown_config, state_path) -> Config:
+def server_extensions() -> dict:
+    """The extensions the test server loads; override to run without terminals."""
+    return {"jupyter_server_terminals": True, "jupyter_autoshutdown": True}
+
+
+@pytest.fixture
+def jp_server_config(autoshutdown_config, state_path, server_extensions) -> Config:
     return Config(
         {
-            "ServerApp": {
-                "jpserver_extensions": {
-                    "jupyter_server_terminals": True,
-                    "jupyter_autoshutdown": True,
-                }
-            },
+            "ServerApp": {"jpserver_extensions": server_extensions},
             "AutoShutdown": {"state_file": str(state_path), **autoshutdown_config},
         }
     )
