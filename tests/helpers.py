@@ -110,7 +110,14 @@ class KernelSession:
 
         async def read() -> None:
             while True:
-                raw = await self.ws.read_message()
+                try:
+                    raw = await self.ws.read_message()
+                except asyncio.CancelledError:
+                    # Tornado cancels a pending read when the server closes the connection.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    raw = None
                 if raw is None:
                     raise AssertionError("kernel websocket closed")
                 msg = json.loads(raw)
