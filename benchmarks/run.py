@@ -1,0 +1,476 @@
+"""Benchmarks: jupyter_autoshutdown side by side with jupyter_server's built-in culler.
+
+    python benchmarks/run.py            # full run (about 10 minutes: includes the built-in
+                                        # culler at its default 300 s interval)
+    python benchmarks/run.py --quick    # under 3 minutes on 2 cores
+    python benchmarks/run.py --tiny     # seconds; only proves the code runs (used by the tests)
+
+Prints a table and writes benchmarks/results/latest.json. Method: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+from jupyter_autoshutdown.actions import NoAction
+from jupyter_autoshutdown.monitor import Monitor, MonitorOptions
+from jupyter_autoshutdown.settings import Settings, SettingsStore
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+LOG = logging.getLogger("benchmark")
+UTC = timezone.utc
+
+
+@dataclass(frozen=True)
+class Sizes:
+    lateness_kernels: int
+    stagger_seconds: float
+    timeout_seconds: int
+    builtin_default_interval: bool
+    mass_kernels: int
+    pass_kernels: int
+    pass_terminals: int
+    passes: int
+    idle_window_seconds: float
+
+
+SIZES = {
+    "full": Sizes(16, 0.35, 5, True, 32, 10_000, 1_000, 50, 120.0),
+    "quick": Sizes(8, 0.35, 5, False, 32, 10_000, 1_000, 20, 20.0),
+    "tiny": Sizes(2, 0.2, 2, False, 3, 200, 20, 3, 1.0),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def our_monitor(kernel_manager: Any, timeout_seconds: float, terminal_manager: Any = None) -> Monitor:
+    """Our monitor on a kernel manager, with the extension's default options."""
+    started = utcnow()
+    serverapp = SimpleNamespace(
+        kernel_manager=kernel_manager, web_app=SimpleNamespace(last_activity=lambda: started)
+    )
+    store = SettingsStore(
+        Settings(idle_timeout_minutes=timeout_seconds / 60, starting_timeout_minutes=0), None, LOG
+    )
+    return Monitor(serverapp=serverapp, store=store, action=NoAction(), options=MonitorOptions(),
+                   log=LOG, terminal_manager=lambda: terminal_manager)
+
+
+async def start_kernels(kernel_manager: Any, count: int, stagger: float = 0.0) -> list[str]:
+    ids = []
+    for _ in range(count):
+        ids.append(await kernel_manager.start_kernel(kernel_name="python3"))
+        if stagger:
+            await asyncio.sleep(stagger)
+    return ids
+
+
+async def wait_settled(kernel_manager: Any, ids: list[str], quiet_seconds: float, limit: float = 120) -> None:
+    """Wait until no kernel has had activity for `quiet_seconds` (they finished starting)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        now = utcnow()
+        if all((now - kernel_manager.get_kernel(k).last_activity).total_seconds() > quiet_seconds
+               for k in ids):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("kernels did not settle")
+
+
+# ---- 1. lateness ------------------------------------------------------------------------------
+
+
+async def lateness(culler: str, sizes: Sizes, interval: int = 1) -> list[float]:
+    """Seconds from each kernel's deadline (last activity + timeout) until it is gone."""
+    timeout = sizes.timeout_seconds
+    builtin = culler == "builtin"
+    kernel_manager = AsyncMappingKernelManager(
+        cull_idle_timeout=timeout if builtin else 0, cull_interval=interval
+    )
+    monitor = None
+    if builtin:
+        kernel_manager.initialize_culler()
+    else:
+        monitor = our_monitor(kernel_manager, timeout)
+        monitor.start()
+    ids = await start_kernels(kernel_manager, sizes.lateness_kernels, sizes.stagger_seconds)
+    last_activity: dict[str, datetime] = {}
+    gone_at: dict[str, datetime] = {}
+    limit = time.monotonic() + timeout + (interval if builtin else 0) + 60 + len(ids)
+    while len(gone_at) < len(ids) and time.monotonic() < limit:
+        now = utcnow()
+        for kernel_id in ids:
+            if kernel_id in gone_at:
+                continue
+            if kernel_id in kernel_manager:
+                last_activity[kernel_id] = kernel_manager.get_kernel(kernel_id).last_activity
+            else:
+                gone_at[kernel_id] = now
+        await asyncio.sleep(0.005)
+    if monitor is not None:
+        await monitor.stop()
+    if builtin and kernel_manager._culler_callback is not None:
+        kernel_manager._culler_callback.stop()
+    await kernel_manager.shutdown_all()
+    return [
+        (gone_at[k] - (last_activity[k] + timedelta(seconds=timeout))).total_seconds()
+        for k in ids if k in gone_at
+    ]
+
+
+# ---- 2. mass cull -----------------------------------------------------------------------------
+
+
+async def mass_cull(culler: str, count: int) -> float:
+    """Seconds for one pass to shut down `count` idle kernels that are all past their deadline."""
+    timeout = 1
+    kernel_manager = AsyncMappingKernelManager(cull_idle_timeout=timeout, cull_interval=3600)
+    ids = await start_kernels(kernel_manager, count)
+    await wait_settled(kernel_manager, ids, quiet_seconds=timeout + 1.0)
+    gc.collect()
+    if culler == "builtin":
+        started = time.perf_counter()
+        await kernel_manager.cull_kernels()
+    else:
+        monitor = our_monitor(kernel_manager, timeout)
+        started = time.perf_counter()
+        await monitor.run_pass()
+    elapsed = time.perf_counter() - started
+    remaining = [k for k in ids if k in kernel_manager]
+    await kernel_manager.shutdown_all()
+    if remaining:
+        raise RuntimeError(f"{culler}: {len(remaining)} kernels survived the pass")
+    return elapsed
+
+
+async def single_shutdown(repeats: int = 3) -> float:
+    kernel_manager = AsyncMappingKernelManager()
+    times = []
+    for _ in range(repeats):
+        (kernel_id,) = await start_kernels(kernel_manager, 1)
+        await wait_settled(kernel_manager, [kernel_id], quiet_seconds=1.0)
+        started = time.perf_counter()
+        await kernel_manager.shutdown_kernel(kernel_id)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# ---- 3. pass cost -----------------------------------------------------------------------------
+
+
+class SyntheticKernelManager:
+    """Shaped like jupyter_server's MappingKernelManager: `_kernels`, `_kernel_connections`."""
+
+    def __init__(self, count: int, now: datetime) -> None:
+        self._kernels = {
+            f"kernel-{i}": SimpleNamespace(
+                kernel_name="python3",
+                execution_state="busy" if i % 10 == 0 else "idle",
+                last_activity=now - timedelta(seconds=i % 3600),
+            )
+            for i in range(count)
+        }
+        self._kernel_connections = {kernel_id: i % 2 for i, kernel_id in enumerate(self._kernels)}
+
+    def list_kernel_ids(self) -> list[str]:
+        return list(self._kernels)
+
+    def get_kernel(self, kernel_id: str) -> Any:
+        return self._kernels[kernel_id]
+
+
+class SyntheticTerminalManager:
+    def __init__(self, count: int, now: datetime) -> None:
+        self.terminals = {
+            str(i): SimpleNamespace(last_activity=now - timedelta(seconds=i % 3600)) for i in range(count)
+        }
+
+
+def floor_pass(kernel_manager: SyntheticKernelManager, terminal_manager: SyntheticTerminalManager) -> int:
+    """A bare loop reading the same fields a pass reads: the cost floor."""
+    connections = kernel_manager._kernel_connections
+    seen = 0
+    for kernel_id in kernel_manager.list_kernel_ids():
+        kernel = kernel_manager.get_kernel(kernel_id)
+        if kernel.kernel_name and kernel.execution_state and kernel.last_activity:
+            seen += connections.get(kernel_id, 0) + 1
+    for name in list(terminal_manager.terminals):
+        if terminal_manager.terminals[name].last_activity:
+            seen += 1
+    return seen
+
+
+async def pass_cost(sizes: Sizes) -> dict[str, float]:
+    now = utcnow()
+    kernels = SyntheticKernelManager(sizes.pass_kernels, now)
+    terminals = SyntheticTerminalManager(sizes.pass_terminals, now)
+    resources = sizes.pass_kernels + sizes.pass_terminals
+    # A 2-hour timeout: nothing is due, so the pass measures observing and deciding only.
+    monitor = our_monitor(kernels, 7200, terminal_manager=terminals)
+
+    max_block = 0.0
+    running = True
+
+    async def sentinel() -> None:
+        nonlocal max_block
+        while running:
+            before = time.perf_counter()
+            await asyncio.sleep(0)
+            max_block = max(max_block, time.perf_counter() - before)
+
+    sentinel_task = asyncio.create_task(sentinel())
+    await asyncio.sleep(0.01)
+    pass_times = []
+    for _ in range(sizes.passes):
+        started = time.process_time()
+        await monitor.run_pass()
+        pass_times.append(time.process_time() - started)
+        await asyncio.sleep(0)
+    running = False
+    await sentinel_task
+
+    floor_times = []
+    for _ in range(sizes.passes):
+        started = time.process_time()
+        floor_pass(kernels, terminals)
+        floor_times.append(time.process_time() - started)
+    median_pass = statistics.median(pass_times)
+    median_floor = statistics.median(floor_times)
+    return {
+        "pass_cpu_median_ms": median_pass * 1000,
+        "pass_cpu_max_ms": max(pass_times) * 1000,
+        "pass_cost_us_per_resource": median_pass / resources * 1e6,
+        "pass_floor_us_per_resource": median_floor / resources * 1e6,
+        "pass_cost_vs_floor": median_pass / median_floor if median_floor else float("nan"),
+        "max_loop_block_ms": max_block * 1000,
+        "pass_resources": resources,
+    }
+
+
+# ---- 4. idle overhead -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(home: Path, with_extension: bool) -> tuple[subprocess.Popen, int]:
+    import requests
+
+    home.mkdir(parents=True)
+    (home / ".jupyter").mkdir()
+    (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"jupyter_autoshutdown": with_extension}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
+         "--allow-root", "--IdentityProvider.token=bench", f"--ServerApp.root_dir={home}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/status",
+                            headers={"Authorization": "token bench"}, timeout=2).ok:
+                return process, port
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+def idle_overhead(sizes: Sizes) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {
+            "with": start_server(Path(tmp) / "with", True),
+            "without": start_server(Path(tmp) / "without", False),
+        }
+        try:
+            time.sleep(3)  # let start-up work finish
+            before = {name: cpu_seconds(p.pid) for name, (p, _) in servers.items()}
+            time.sleep(sizes.idle_window_seconds)
+            used = {name: cpu_seconds(p.pid) - before[name] for name, (p, _) in servers.items()}
+            rss = {name: rss_mb(p.pid) for name, (p, _) in servers.items()}
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+            for process, _ in servers.values():
+                process.wait(30)
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    return {
+        "idle_window_seconds": sizes.idle_window_seconds,
+        "idle_cpu_seconds_with": used["with"],
+        "idle_cpu_seconds_without": used["without"],
+        # /proc counts in clock ticks: compare at least one tick so an idle 0 does not divide by 0.
+        "idle_cpu_ratio": max(used["with"], tick) / max(used["without"], tick),
+        "rss_with_mb": rss["with"],
+        "rss_without_mb": rss["without"],
+        "rss_overhead_mb": rss["with"] - rss["without"],
+    }
+
+
+# ---- run --------------------------------------------------------------------------------------
+
+
+async def run_async(sizes: Sizes, progress: Any) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    progress("lateness: ours")
+    ours = await lateness("ours", sizes)
+    progress("lateness: built-in culler, cull_interval=1")
+    builtin = await lateness("builtin", sizes, interval=1)
+    results.update({
+        "lateness_kernels": sizes.lateness_kernels,
+        "lateness_timeout_seconds": sizes.timeout_seconds,
+        "lateness_p50_seconds": percentile(ours, 0.5),
+        "lateness_p95_seconds": percentile(ours, 0.95),
+        "lateness_max_seconds": max(ours),
+        "builtin_lateness_p50_seconds": percentile(builtin, 0.5),
+        "builtin_lateness_p95_seconds": percentile(builtin, 0.95),
+        "builtin_lateness_max_seconds": max(builtin),
+        "builtin_lateness_interval_seconds": 1,
+    })
+    if sizes.builtin_default_interval:
+        progress("lateness: built-in culler, default cull_interval=300 (takes 5 minutes)")
+        default = await lateness("builtin", sizes, interval=300)
+        results.update({
+            "builtin_default_lateness_p50_seconds": percentile(default, 0.5),
+            "builtin_default_lateness_p95_seconds": percentile(default, 0.95),
+            "builtin_default_lateness_max_seconds": max(default),
+        })
+    progress(f"mass cull: {sizes.mass_kernels} kernels")
+    results["single_shutdown_seconds"] = await single_shutdown()
+    results["mass_cull_kernels"] = sizes.mass_kernels
+    results["mass_cull_seconds"] = await mass_cull("ours", sizes.mass_kernels)
+    results["builtin_mass_cull_seconds"] = await mass_cull("builtin", sizes.mass_kernels)
+    results["mass_cull_speedup_vs_builtin"] = (
+        results["builtin_mass_cull_seconds"] / results["mass_cull_seconds"])
+    results["mass_cull_vs_single_shutdown"] = (
+        results["mass_cull_seconds"] / results["single_shutdown_seconds"])
+    progress(f"pass cost: {sizes.pass_kernels} kernels, {sizes.pass_terminals} terminals")
+    results.update(await pass_cost(sizes))
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        ("lateness p50 / p95 / max (s)", "lateness_p50_seconds", "lateness_p95_seconds",
+         "lateness_max_seconds", "builtin_lateness_p50_seconds", "builtin_lateness_p95_seconds",
+         "builtin_lateness_max_seconds"),
+    ]
+    lines = [f"machine: {results['cpu_count']} CPUs, {results['platform']}, Python {results['python']}",
+             f"mode: {results['mode']}", ""]
+    width = 44
+    lines.append(f"{'figure':<{width}} {'ours':>14} {'built-in':>14} {'ratio':>8}")
+    for label, *keys in rows:
+        ours = " / ".join(f"{results[k]:.2f}" for k in keys[:3])
+        theirs = " / ".join(f"{results[k]:.2f}" for k in keys[3:])
+        lines.append(f"{label + ' [interval 1 s]':<{width}} {ours:>14} {theirs:>14}")
+    if "builtin_default_lateness_p95_seconds" in results:
+        theirs = " / ".join(f"{results[k]:.1f}" for k in (
+            "builtin_default_lateness_p50_seconds", "builtin_default_lateness_p95_seconds",
+            "builtin_default_lateness_max_seconds"))
+        lines.append(f"{'lateness p50 / p95 / max (s) [default 300 s]':<{width}} {'':>14} {theirs:>14}")
+    lines.append(
+        f"{'mass cull of ' + str(results['mass_cull_kernels']) + ' kernels (s)':<{width}} "
+        f"{results['mass_cull_seconds']:>14.3f} {results['builtin_mass_cull_seconds']:>14.3f} "
+        f"{results['mass_cull_speedup_vs_builtin']:>7.1f}x")
+    lines.append(f"{'one kernel shutdown (s)':<{width}} {results['single_shutdown_seconds']:>14.3f}"
+                 f" {'':>14} {results['mass_cull_vs_single_shutdown']:>7.1f}x")
+    lines.append(
+        f"{'pass CPU, ' + str(results['pass_resources']) + ' resources, median/max (ms)':<{width}} "
+        f"{results['pass_cpu_median_ms']:>6.1f}/{results['pass_cpu_max_ms']:<7.1f}")
+    lines.append(
+        f"{'pass cost per resource (us): ours / floor':<{width}} "
+        f"{results['pass_cost_us_per_resource']:>14.2f} {results['pass_floor_us_per_resource']:>14.2f} "
+        f"{results['pass_cost_vs_floor']:>7.1f}x")
+    lines.append(f"{'longest event-loop block (ms)':<{width}} {results['max_loop_block_ms']:>14.1f}")
+    lines.append(
+        f"{'idle CPU over ' + format(results['idle_window_seconds'], 'g') + ' s: with / without (s)':<{width}} "
+        f"{results['idle_cpu_seconds_with']:>14.3f} {results['idle_cpu_seconds_without']:>14.3f} "
+        f"{results['idle_cpu_ratio']:>7.2f}x")
+    lines.append(f"{'RSS added by the extension (MB)':<{width}} {results['rss_overhead_mb']:>14.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="under 3 minutes on 2 cores")
+    group.add_argument("--tiny", action="store_true", help="tiny sizes, to check the code runs")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    args = parser.parse_args(argv)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    logging.basicConfig(level=logging.WARNING)
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {
+        "mode": mode,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "date": utcnow().isoformat(timespec="seconds"),
+    }
+    results.update(asyncio.run(run_async(sizes, progress)))
+    progress(f"idle overhead: two idle servers for {sizes.idle_window_seconds:g} s")
+    results.update(idle_overhead(sizes))
+    results["total_seconds"] = time.monotonic() - started
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
