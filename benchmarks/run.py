@@ -432,7 +432,7 @@ def table(results: dict[str, Any]) -> str:
         f"{results['pass_cost_vs_floor']:>7.1f}x")
     lines.append(f"{'longest event-loop block (ms)':<{width}} {results['max_loop_block_ms']:>14.1f}")
     lines.append(
-        f"{'idle CPU over ' + format(results['idle_window_seconds'], 'g') + ' s: with / without (s)':<{width}} "
+        f"{'idle CPU over ' + format(results['idle_window_seconds'], 'g') + ' s: with / without':<{width}} "
         f"{results['idle_cpu_seconds_with']:>14.3f} {results['idle_cpu_seconds_without']:>14.3f} "
         f"{results['idle_cpu_ratio']:>7.2f}x")
     lines.append(f"{'RSS added by the extension (MB)':<{width}} {results['rss_overhead_mb']:>14.1f}")

@@ -14,6 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from .observe import K_ID, KernelInfo
 from .settings import SettingsError
 
 if TYPE_CHECKING:
@@ -153,8 +154,8 @@ class StatusHandler(AutoShutdownHandler):
     async def get(self) -> None:
         monitor = self.extension.monitor
         now = monitor.clock()
-        snapshot, plan = monitor.plan(now)
-        by_id = {kernel.id: kernel for kernel in snapshot.kernels}
+        snapshot, plan = monitor.explain(now)
+        by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}
 
         def timing(verdict: Verdict) -> dict[str, Any]:
             failure = monitor.failure_of(verdict.kind, verdict.id)

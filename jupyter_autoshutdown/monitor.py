@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -25,6 +24,9 @@ from typing import Any, Callable
 
 from .actions import ActionContext, AppAction
 from .observe import (
+    K_ID,
+    K_NAME,
+    T_NAME,
     KernelInfo,
     Snapshot,
     TerminalInfo,
@@ -34,7 +36,16 @@ from .observe import (
     read_terminal,
     read_terminals,
 )
-from .policy import AppState, Plan, Verdict, decide, kernel_verdict, terminal_verdict
+from .policy import (
+    AppState,
+    Explanation,
+    Plan,
+    Verdict,
+    decide,
+    explain,
+    kernel_verdict,
+    terminal_verdict,
+)
 from .settings import SettingsStore
 
 #: Never sleep less than this between passes, whatever the deadlines say.
@@ -156,33 +167,36 @@ class Monitor:
     # ---- one pass --------------------------------------------------------------------------
 
     def snapshot(self, now: datetime) -> Snapshot:
-        kernels, kernel_errors = read_kernels(self.serverapp.kernel_manager)
-        terminals, terminal_errors = read_terminals(self._terminal_manager())
+        def first_seen(key: str) -> datetime:
+            # A resource that reports no activity time starts its idle clock when first seen.
+            return self._first_seen.setdefault(key, now)
+
+        kernels, kernel_errors = read_kernels(self.serverapp.kernel_manager, first_seen)
+        terminals, terminal_errors = read_terminals(self._terminal_manager(), first_seen)
         last_activity, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.started_at
         )
-        live = {kernel.id for kernel in kernels} | {f"t:{term.name}" for term in terminals}
-        for stale in self._first_seen.keys() - live:
-            del self._first_seen[stale]
-        live_keys = {("kernel", kernel.id) for kernel in kernels}
-        live_keys |= {("terminal", term.name) for term in terminals}
-        live_keys.add(("app", ""))
-        for gone in self._failures.keys() - live_keys:
-            del self._failures[gone]
+        if self._first_seen or self._failures:
+            self._forget_gone(kernels, terminals)
         return Snapshot(
-            kernels=tuple(self._with_known_activity(kernel, kernel.id, now) for kernel in kernels),
-            terminals=tuple(
-                self._with_known_activity(term, f"t:{term.name}", now) for term in terminals
-            ),
+            kernels=tuple(kernels),
+            terminals=tuple(terminals),
             server_last_activity=last_activity,
             errors=tuple(kernel_errors + terminal_errors + activity_errors),
         )
 
-    def _with_known_activity(self, record: Any, key: str, now: datetime) -> Any:
-        if record.last_activity is not None:
-            return record
-        first_seen = self._first_seen.setdefault(key, now)
-        return dataclasses.replace(record, last_activity=first_seen)
+    def _forget_gone(self, kernels: list[KernelInfo], terminals: list[TerminalInfo]) -> None:
+        live = {kernel[K_ID] for kernel in kernels} | {f"t:{term[T_NAME]}" for term in terminals}
+        for stale in self._first_seen.keys() - live:
+            del self._first_seen[stale]
+        live_keys = {("kernel", kernel[K_ID]) for kernel in kernels}
+        live_keys |= {("terminal", term[T_NAME]) for term in terminals}
+        live_keys.add(("app", ""))
+        for gone in self._failures.keys() - live_keys:
+            del self._failures[gone]
+
+    def _first_seen_at(self, key: str) -> datetime:
+        return self._first_seen.setdefault(key, self.clock())
 
     def app_state(self) -> AppState:
         return AppState(
@@ -193,6 +207,11 @@ class Monitor:
         """What the policy decides right now; no side effects beyond bookkeeping."""
         snapshot = self.snapshot(now)
         return snapshot, decide(snapshot, self.store.current, now, self.app_state())
+
+    def explain(self, now: datetime) -> tuple[Snapshot, Explanation]:
+        """Every resource's verdict right now, for `status`."""
+        snapshot = self.snapshot(now)
+        return snapshot, explain(snapshot, self.store.current, now, self.app_state())
 
     async def run_pass(self) -> bool:
         """One check: returns True when something was shut down (or the app action ran)."""
@@ -264,17 +283,17 @@ class Monitor:
     async def _shut_down_kernel(self, planned: Verdict) -> bool:
         kernel_manager = self.serverapp.kernel_manager
         async with self._semaphore:
-            fresh = read_kernel(kernel_manager, planned.id)
+            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at)
             if fresh is None:
                 return False  # already gone
-            verdict = kernel_verdict(self._fresh(fresh, planned.id), self.store.current, self.clock())
+            verdict = kernel_verdict(fresh, self.store.current, self.clock())
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
                 return False
             # Nothing awaits between the re-check above and the start of the shutdown below.
             self.log.info(
                 "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
-                planned.id, fresh.name, verdict.idle_seconds or 0.0, verdict.reason,
+                planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
             )
             await asyncio.wait_for(
                 kernel_manager.shutdown_kernel(planned.id),
@@ -287,14 +306,11 @@ class Monitor:
         if terminal_manager is None:
             return False
         async with self._semaphore:
-            fresh = read_terminal(terminal_manager, planned.id)
+            fresh = read_terminal(terminal_manager, planned.id, self._first_seen_at)
             if fresh is None:
                 return False
             kernels_remain = bool(self.serverapp.kernel_manager.list_kernel_ids())
-            verdict = terminal_verdict(
-                self._fresh(fresh, f"t:{planned.id}"), self.store.current, self.clock(),
-                kernels_remain,
-            )
+            verdict = terminal_verdict(fresh, self.store.current, self.clock(), kernels_remain)
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
                 return False
@@ -307,9 +323,6 @@ class Monitor:
                 timeout=self.options.shutdown_timeout_seconds,
             )
             return True
-
-    def _fresh(self, record: KernelInfo | TerminalInfo, key: str) -> Any:
-        return self._with_known_activity(record, key, self.clock())
 
     async def _run_app_action(self) -> bool:
         if self._app_action_running:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, NamedTuple, Optional
 
 #: Timestamps from managers are UTC by Jupyter's convention; a naive one is read as UTC.
 UTC = timezone.utc
@@ -16,6 +16,8 @@ UTC = timezone.utc
 
 def as_utc(value: Any) -> datetime | None:
     """A timezone-aware UTC datetime from a datetime or ISO 8601 string; None if it is neither."""
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value  # the common case: jupyter_server's own utcnow()
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -28,8 +30,9 @@ def as_utc(value: Any) -> datetime | None:
     return value.astimezone(UTC)
 
 
-@dataclass(frozen=True)
-class KernelInfo:
+class KernelInfo(NamedTuple):
+    """The shape of a kernel record. Readers return plain tuples in this order (see K_*)."""
+
     id: str
     name: str
     execution_state: str
@@ -37,10 +40,19 @@ class KernelInfo:
     connections: int
 
 
-@dataclass(frozen=True)
-class TerminalInfo:
+class TerminalInfo(NamedTuple):
+    """The shape of a terminal record. Readers return plain tuples in this order (see T_*)."""
+
     name: str
     last_activity: datetime | None
+
+
+# Field positions. A pass holds thousands of records: as plain tuples of atomic values, CPython
+# stops tracking them in the garbage collector, which it never does for a tuple subclass such as
+# a NamedTuple; tracked records made full collections run 4 times as often during passes
+# (benchmarks/README.md). Policy code reads records by these positions, so NamedTuples work too.
+K_ID, K_NAME, K_STATE, K_LAST_ACTIVITY, K_CONNECTIONS = range(5)
+T_NAME, T_LAST_ACTIVITY = range(2)
 
 
 @dataclass(frozen=True)
@@ -54,67 +66,110 @@ class Snapshot:
     errors: tuple[str, ...] = ()
 
 
-def read_kernel(kernel_manager: Any, kernel_id: str) -> KernelInfo | None:
-    """One kernel's record, or None when it no longer exists."""
+#: Supplies an activity time for a resource that reports none (key: kernel id or "t:<name>").
+MissingActivity = Callable[[str], Optional[datetime]]
+
+
+def _no_fallback(_key: str) -> datetime | None:
+    return None
+
+
+def _kernel_record(
+    kernel_id: str, kernel: Any, connections: dict, missing: MissingActivity = _no_fallback
+) -> KernelInfo:
+    last_activity = getattr(kernel, "last_activity", None)
+    if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
+        last_activity = as_utc(last_activity) or missing(kernel_id)
+    return (
+        kernel_id,
+        getattr(kernel, "kernel_name", None) or "",
+        getattr(kernel, "execution_state", None) or "unknown",
+        last_activity,
+        connections.get(kernel_id, 0) or 0,
+    )
+
+
+def _kernel_table(kernel_manager: Any) -> tuple[dict, dict]:
+    # jupyter_server's managers keep kernels in `_kernels`; fall back to get_kernel() without it.
     kernels = getattr(kernel_manager, "_kernels", None)
-    kernel = kernels.get(kernel_id) if isinstance(kernels, dict) else None
+    connections = getattr(kernel_manager, "_kernel_connections", None)
+    return (kernels if isinstance(kernels, dict) else {},
+            connections if isinstance(connections, dict) else {})
+
+
+def read_kernel(
+    kernel_manager: Any, kernel_id: str, missing: MissingActivity = _no_fallback
+) -> KernelInfo | None:
+    """One kernel's record, or None when it no longer exists."""
+    kernels, connections = _kernel_table(kernel_manager)
+    kernel = kernels.get(kernel_id)
     if kernel is None:
         try:
             kernel = kernel_manager.get_kernel(kernel_id)
         except KeyError:
             return None
-    connections = getattr(kernel_manager, "_kernel_connections", None) or {}
-    return KernelInfo(
-        id=kernel_id,
-        name=str(getattr(kernel, "kernel_name", "") or ""),
-        execution_state=str(getattr(kernel, "execution_state", "unknown") or "unknown"),
-        last_activity=as_utc(getattr(kernel, "last_activity", None)),
-        connections=int(connections.get(kernel_id, 0) or 0),
-    )
+    return _kernel_record(kernel_id, kernel, connections, missing)
 
 
-def read_kernels(kernel_manager: Any) -> tuple[list[KernelInfo], list[str]]:
+def read_kernels(
+    kernel_manager: Any, missing: MissingActivity = _no_fallback
+) -> tuple[list[KernelInfo], list[str]]:
     kernels: list[KernelInfo] = []
     errors: list[str] = []
     try:
         kernel_ids = list(kernel_manager.list_kernel_ids())
+        table, connections = _kernel_table(kernel_manager)
     except Exception as error:  # the manager itself failing must not stop the pass
         return kernels, [f"reading the kernel list failed: {error!r}"]
+    append = kernels.append
     for kernel_id in kernel_ids:
         try:
-            info = read_kernel(kernel_manager, kernel_id)
+            kernel = table.get(kernel_id)
+            if kernel is None:
+                kernel = kernel_manager.get_kernel(kernel_id)
+            append(_kernel_record(kernel_id, kernel, connections, missing))
+        except KeyError:
+            continue  # shut down while we were reading
         except Exception as error:
             errors.append(f"reading kernel {kernel_id} failed: {error!r}")
-            continue
-        if info is not None:
-            kernels.append(info)
     return kernels, errors
 
 
-def read_terminal(terminal_manager: Any, name: str) -> TerminalInfo | None:
+def _terminal_record(name: str, terminal: Any, missing: MissingActivity) -> TerminalInfo:
+    last_activity = getattr(terminal, "last_activity", None)
+    if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
+        last_activity = as_utc(last_activity) or missing(f"t:{name}")
+    return (name, last_activity)
+
+
+def read_terminal(
+    terminal_manager: Any, name: str, missing: MissingActivity = _no_fallback
+) -> TerminalInfo | None:
     terminal = terminal_manager.terminals.get(name)
     if terminal is None:
         return None
-    return TerminalInfo(name=name, last_activity=as_utc(getattr(terminal, "last_activity", None)))
+    return _terminal_record(name, terminal, missing)
 
 
-def read_terminals(terminal_manager: Any | None) -> tuple[list[TerminalInfo], list[str]]:
+def read_terminals(
+    terminal_manager: Any | None, missing: MissingActivity = _no_fallback
+) -> tuple[list[TerminalInfo], list[str]]:
     if terminal_manager is None:
         return [], []
     terminals: list[TerminalInfo] = []
     errors: list[str] = []
     try:
-        names = list(terminal_manager.terminals)
+        table = terminal_manager.terminals
+        names = list(table)
     except Exception as error:
         return terminals, [f"reading the terminal list failed: {error!r}"]
     for name in names:
         try:
-            info = read_terminal(terminal_manager, name)
+            terminal = table.get(name)
+            if terminal is not None:
+                terminals.append(_terminal_record(name, terminal, missing))
         except Exception as error:
             errors.append(f"reading terminal {name} failed: {error!r}")
-            continue
-        if info is not None:
-            terminals.append(info)
     return terminals, errors
 
 

@@ -196,8 +196,8 @@ async def test_timestamps_naive_future_and_missing(jp_serverapp, jp_fetch, monke
     missing_id = "kernel-without-activity"
     monkeypatch.setitem(kernel_manager._kernels, missing_id,
                         SimpleNamespace(kernel_name="python3", execution_state="idle"))
-    _, plan = extension.monitor.plan(now)
-    verdicts = {v.id: v for v in plan.kernels}
+    _, explanation = extension.monitor.explain(now)
+    verdicts = {v.id: v for v in explanation.kernels}
     assert verdicts[naive_id].due
     assert 3599 <= verdicts[naive_id].idle_seconds <= 3601
     assert not verdicts[future_id].due and verdicts[future_id].idle_seconds == 0

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_autoshutdown.observe import KernelInfo, Snapshot, TerminalInfo
-from jupyter_autoshutdown.policy import AppState, decide, kernel_verdict
+from jupyter_autoshutdown.policy import AppState, decide, explain, kernel_verdict
 from jupyter_autoshutdown.settings import Settings
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -53,6 +53,7 @@ app_states = st.builds(
 @given(snapshots, settings_strategy, app_states)
 def test_invariants_of_every_plan(snapshot, settings, app):
     plan = decide(snapshot, settings, NOW, app)
+    explanation = explain(snapshot, settings, NOW, app)
     by_id = {k.id: k for k in snapshot.kernels}
     if not settings.enabled:
         assert not plan.kernels_to_cull and not plan.terminals_to_cull and not plan.app.due
@@ -74,12 +75,18 @@ def test_invariants_of_every_plan(snapshot, settings, app):
         assert app.fired_at is None or app.fired_at < snapshot.server_last_activity or (
             app.empty_since is not None and app.fired_at < app.empty_since
         )
+    # decide (what the monitor acts on) and explain (what status shows) always agree.
+    assert plan.kernels_to_cull == tuple(v for v in explanation.kernels if v.due)
+    assert plan.terminals_to_cull == tuple(v for v in explanation.terminals if v.due)
+    assert plan.next_deadline == explanation.next_deadline
+    assert plan.app == explanation.app
     # The next wake-up is the earliest deadline still ahead; due items are not in it.
-    future = [v.deadline for v in (*plan.kernels, *plan.terminals) if v.deadline and v.deadline > NOW]
+    future = [v.deadline for v in (*explanation.kernels, *explanation.terminals)
+              if v.deadline and v.deadline > NOW]
     if plan.app.deadline and plan.app.deadline > NOW:
         future.append(plan.app.deadline)
     assert plan.next_deadline == (min(future) if future else None)
-    for verdict in (*plan.kernels, *plan.terminals):
+    for verdict in (*explanation.kernels, *explanation.terminals):
         assert verdict.due == (verdict.deadline is not None and verdict.deadline <= NOW)
         assert verdict.reason
 
