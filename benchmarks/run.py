@@ -122,20 +122,33 @@ async def lateness(culler: str, sizes: Sizes, interval: int = 1) -> list[float]:
     else:
         monitor = our_monitor(kernel_manager, timeout)
         monitor.start()
-    ids = await start_kernels(kernel_manager, sizes.lateness_kernels, sizes.stagger_seconds)
+    ids: list[str] = []
     last_activity: dict[str, datetime] = {}
     gone_at: dict[str, datetime] = {}
-    limit = time.monotonic() + timeout + (interval if builtin else 0) + 60 + len(ids)
-    while len(gone_at) < len(ids) and time.monotonic() < limit:
-        now = utcnow()
-        for kernel_id in ids:
-            if kernel_id in gone_at:
-                continue
-            if kernel_id in kernel_manager:
-                last_activity[kernel_id] = kernel_manager.get_kernel(kernel_id).last_activity
-            else:
-                gone_at[kernel_id] = now
-        await asyncio.sleep(0.005)
+    all_started = False
+
+    async def watch() -> None:
+        # Runs while kernels are still being started: early ones may be culled meanwhile.
+        limit = time.monotonic() + timeout + (interval if builtin else 0) + 120
+        while (not all_started or len(gone_at) < len(ids)) and time.monotonic() < limit:
+            now = utcnow()
+            for kernel_id in list(ids):
+                if kernel_id in gone_at:
+                    continue
+                if kernel_id in kernel_manager:
+                    last_activity[kernel_id] = kernel_manager.get_kernel(kernel_id).last_activity
+                else:
+                    gone_at[kernel_id] = now
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    for _ in range(sizes.lateness_kernels):
+        kernel_id = await kernel_manager.start_kernel(kernel_name="python3")
+        last_activity[kernel_id] = kernel_manager.get_kernel(kernel_id).last_activity
+        ids.append(kernel_id)
+        await asyncio.sleep(sizes.stagger_seconds)
+    all_started = True
+    await watcher
     if monitor is not None:
         await monitor.stop()
     if builtin and kernel_manager._culler_callback is not None:
@@ -150,13 +163,24 @@ async def lateness(culler: str, sizes: Sizes, interval: int = 1) -> list[float]:
 # ---- 2. mass cull -----------------------------------------------------------------------------
 
 
-async def mass_cull(culler: str, count: int) -> float:
-    """Seconds for one pass to shut down `count` idle kernels that are all past their deadline."""
+def machine_busy_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+async def mass_cull(culler: str, count: int, cpu: dict[str, float] | None = None) -> float:
+    """Seconds for one pass to shut down `count` idle kernels that are all past their deadline.
+
+    With `cpu`, also records how busy the whole machine was meanwhile: the kernels' own exits
+    need CPU, which bounds any culler on a machine with few cores."""
     timeout = 1
     kernel_manager = AsyncMappingKernelManager(cull_idle_timeout=timeout, cull_interval=3600)
     ids = await start_kernels(kernel_manager, count)
     await wait_settled(kernel_manager, ids, quiet_seconds=timeout + 1.0)
     gc.collect()
+    busy_before, total_before = machine_busy_ticks()
     if culler == "builtin":
         started = time.perf_counter()
         await kernel_manager.cull_kernels()
@@ -165,6 +189,17 @@ async def mass_cull(culler: str, count: int) -> float:
         started = time.perf_counter()
         await monitor.run_pass()
     elapsed = time.perf_counter() - started
+    busy_after, total_after = machine_busy_ticks()
+    if cpu is not None:
+        cpu_seconds_used = (busy_after - busy_before) / os.sysconf("SC_CLK_TCK")
+        cores = os.cpu_count() or 1
+        cpu.update({
+            "mass_cull_machine_busy_percent": 100 * (busy_after - busy_before)
+            / max(1, total_after - total_before),
+            "kernel_exit_cpu_ms": 1000 * cpu_seconds_used / count,
+            # No culler can finish sooner: every kernel's exit needs this CPU, on `cores` cores.
+            "mass_cull_cpu_bound_seconds": cpu_seconds_used / cores,
+        })
     remaining = [k for k in ids if k in kernel_manager]
     await kernel_manager.shutdown_all()
     if remaining:
@@ -387,7 +422,9 @@ async def run_async(sizes: Sizes, progress: Any) -> dict[str, Any]:
     progress(f"mass cull: {sizes.mass_kernels} kernels")
     results["single_shutdown_seconds"] = await single_shutdown()
     results["mass_cull_kernels"] = sizes.mass_kernels
-    results["mass_cull_seconds"] = await mass_cull("ours", sizes.mass_kernels)
+    cpu: dict[str, float] = {}
+    results["mass_cull_seconds"] = await mass_cull("ours", sizes.mass_kernels, cpu)
+    results.update(cpu)
     results["builtin_mass_cull_seconds"] = await mass_cull("builtin", sizes.mass_kernels)
     results["mass_cull_speedup_vs_builtin"] = (
         results["builtin_mass_cull_seconds"] / results["mass_cull_seconds"])
@@ -423,6 +460,11 @@ def table(results: dict[str, Any]) -> str:
         f"{results['mass_cull_speedup_vs_builtin']:>7.1f}x")
     lines.append(f"{'one kernel shutdown (s)':<{width}} {results['single_shutdown_seconds']:>14.3f}"
                  f" {'':>14} {results['mass_cull_vs_single_shutdown']:>7.1f}x")
+    lines.append(
+        f"{'mass cull CPU bound (s): exits need CPU':<{width}} "
+        f"{results['mass_cull_cpu_bound_seconds']:>14.3f}   "
+        f"({results['kernel_exit_cpu_ms']:.0f} ms CPU per kernel exit, machine "
+        f"{results['mass_cull_machine_busy_percent']:.0f}% busy)")
     lines.append(
         f"{'pass CPU, ' + str(results['pass_resources']) + ' resources, median/max (ms)':<{width}} "
         f"{results['pass_cpu_median_ms']:>6.1f}/{results['pass_cpu_max_ms']:<7.1f}")

@@ -50,6 +50,8 @@ from .settings import SettingsStore
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
+#: Passes run back to back after shutdowns, before the loop sleeps again.
+MAX_IMMEDIATE_PASSES = 3
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
 KEPT_ERRORS = 50
@@ -115,6 +117,10 @@ class Monitor:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            # Made again inside the running loop: on Python 3.9 these bind to the loop current at
+            # creation, and __init__ runs before the server's loop starts.
+            self._wake = asyncio.Event()
+            self._semaphore = asyncio.Semaphore(max(1, self.options.max_concurrent_shutdowns))
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
 
     async def stop(self) -> None:
@@ -134,6 +140,7 @@ class Monitor:
         self._wake.set()
 
     async def _loop(self) -> None:
+        immediate_passes = 0
         while True:
             acted = False
             try:
@@ -143,9 +150,12 @@ class Monitor:
             except Exception as error:  # the checker never dies
                 self.log.exception("auto-shutdown: check pass failed")
                 self._record_error(f"check pass failed: {error!r}")
-            if acted:
-                # Something went away: terminals or the app action may be due now.
+            # Something went away: terminals or the app action may be due now. Bounded, so a
+            # shutdown that "succeeds" without the kernel going away is not repeated in a tight loop.
+            if acted and immediate_passes < MAX_IMMEDIATE_PASSES:
+                immediate_passes += 1
                 continue
+            immediate_passes = 0
             delay = self._seconds_until_next_check()
             self.next_check = self.clock() + timedelta(seconds=delay)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -218,7 +228,7 @@ class Monitor:
         self._wake.clear()
         now = self.clock()
         snapshot = self.snapshot(now)
-        if snapshot.kernels or snapshot.terminals:
+        if snapshot.kernels or snapshot.terminals or snapshot.errors:
             self._empty_since = None
         elif self._empty_since is None:
             self._empty_since = now

@@ -12,6 +12,8 @@ Kernels
 Terminals
   - Only once no kernels remain, a terminal whose last input or output is older than T is
     removed, unless ``keep_terminals`` is on.
+  - "No kernels remain" and "nothing left" need a complete reading: when any kernel or terminal
+    could not be read, terminals are kept and the app action waits.
 The app action
   - Once no kernels and no terminals remain, and the server has seen no activity for T, the
     configured app action runs, once per idle period. The idle period starts at the latest of:
@@ -123,6 +125,7 @@ NO_TIME = "no activity time known yet"
 BUSY = "busy running code: never shut down"
 KEEP_TERMINALS = "kept: keep_terminals is on"
 KERNELS_REMAIN = "kept while kernels remain"
+INCOMPLETE = "not every kernel and terminal could be read: waiting"
 
 
 def _kernel_rule(kernel: KernelInfo, settings: Settings, limits: _Limits) -> tuple[datetime | None, str]:
@@ -189,6 +192,9 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
         return AppVerdict(None, None, False, "no app action configured")
     if not settings.enabled:
         return AppVerdict(None, None, False, OFF)
+    if snapshot.errors:
+        # Some kernel or terminal could not be read: "none left" cannot be known.
+        return AppVerdict(None, None, False, INCOMPLETE)
     if snapshot.kernels or snapshot.terminals:
         return AppVerdict(
             None, None, False,
@@ -222,7 +228,8 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
                                        deadline, True, reason))
         elif next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
-    kernels_remain = bool(snapshot.kernels)
+    # An unreadable manager may hide kernels: then terminals wait as if kernels remained.
+    kernels_remain = bool(snapshot.kernels or snapshot.errors)
     due_terminals = []
     for terminal in snapshot.terminals:
         deadline, reason = _terminal_rule(terminal, settings, limits, kernels_remain)
@@ -245,7 +252,7 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
 def explain(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState) -> Explanation:
     """Every resource's verdict, with its reason; consistent with `decide` by construction."""
     kernels = tuple(kernel_verdict(kernel, settings, now) for kernel in snapshot.kernels)
-    kernels_remain = bool(snapshot.kernels)
+    kernels_remain = bool(snapshot.kernels or snapshot.errors)
     terminals = tuple(
         terminal_verdict(terminal, settings, now, kernels_remain) for terminal in snapshot.terminals
     )

@@ -185,7 +185,7 @@ class SettingsStore:
         self.current = self._load_overrides(configured)
         self.last_persist_error: str | None = None
         self._listeners: list[Callable[[Settings], None]] = []
-        self._write_lock = asyncio.Lock()
+        self._write_lock: asyncio.Lock | None = None  # made in the running loop (Python 3.9)
 
     def _load_overrides(self, configured: Settings) -> Settings:
         if self.state_file is None:
@@ -240,6 +240,8 @@ class SettingsStore:
         if self.state_file is None:
             return True
         state_file = self.state_file
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
         async with self._write_lock:
             # Written under the lock and read at write time, so the last write holds the newest value.
             data = {

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from actions_for_tests import FailingOnceAction, HangingAction
-from helpers import api, start_extension, start_kernel, wait_for, wait_passes
+from helpers import api, start_extension, start_kernel, wait_for, wait_pass_after, wait_passes
 
 from jupyter_autoshutdown.monitor import BACKOFF_FIRST_SECONDS
 
@@ -231,3 +231,31 @@ async def test_stopping_mid_pass_leaves_no_tasks_or_errors(jp_serverapp, jp_fetc
     assert list(extension.monitor.errors) == errors_before
     monkeypatch.undo()
     await real_shutdown(kernel_id)
+
+
+@pytest.mark.parametrize(
+    "autoshutdown_config",
+    [{"idle_timeout": TIMEOUT_SECONDS / 60, "app_action": "actions_for_tests:RecordingAction"}],
+)
+async def test_unreadable_kernels_never_count_as_none_left(jp_serverapp, jp_fetch, monkeypatch):
+    from actions_for_tests import RecordingAction
+
+    RecordingAction.calls.clear()
+    extension = await start_extension(jp_serverapp)
+    terminal = (await api(jp_fetch, "api", "terminals", method="POST", body={}))["name"]
+    terminals = jp_serverapp.web_app.settings["terminal_manager"].terminals
+
+    def broken():
+        raise RuntimeError("injected manager failure")
+
+    monkeypatch.setattr(jp_serverapp.kernel_manager, "list_kernel_ids", broken)
+    deadline = terminals[terminal].last_activity + timedelta(seconds=2 * TIMEOUT_SECONDS + 1)
+    await wait_pass_after(extension, deadline)
+    # Kernels might exist behind the failure: the terminal stays and the app action waits.
+    assert terminal in terminals
+    assert RecordingAction.calls == []
+    status = await api(jp_fetch, *STATUS)
+    assert "could be read" in status["app"]["reason"]
+    monkeypatch.undo()
+    await wait_for(lambda: terminal not in terminals, timeout=15)
+    await wait_for(lambda: RecordingAction.calls, timeout=20, what="the app action once readable")

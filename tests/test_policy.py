@@ -155,3 +155,13 @@ def test_terminals_wait_for_kernels_and_respect_keep_terminals():
     kept = decide(Snapshot((), (terminal,), old), Settings(idle_timeout_minutes=60, keep_terminals=True),
                   NOW, AppState("server"))
     assert not kept.terminals_to_cull and not kept.app.due
+
+
+@given(snapshots, settings_strategy, app_states)
+def test_an_incomplete_reading_never_empties_the_server(snapshot, settings, app):
+    """When a manager could not be read, kernels may be hidden: keep terminals, hold the app."""
+    unreadable = Snapshot(snapshot.kernels, snapshot.terminals, snapshot.server_last_activity,
+                          errors=("reading the kernel list failed",))
+    plan = decide(unreadable, settings, NOW, app)
+    assert not plan.terminals_to_cull
+    assert not plan.app.due
