@@ -219,11 +219,15 @@ def test_install_restart_command_waits_until_the_server_answers(home, wheelhouse
         f"> {tmp_path / 'restarted.log'} 2>&1 & echo $! > {pid_file}"
     )
     try:
-        result = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "3",
+        # This one installs from the wheel file itself (--package), its dependencies offline.
+        (wheel,) = wheelhouse.glob("jupyter_autoshutdown-*.whl")
+        result = install(home, "--python", fresh_venv, "--package", wheel,
+                         "--wheelhouse", wheelhouse, "--timeout", "3",
                          "--restart-command", start, "--wait", "90",
                          "--url", f"http://127.0.0.1:{port}/", "--token", TOKEN)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "the server is back with auto-shutdown loaded" in result.stdout
+        assert f"from {wheel}" in result.stdout
         reply = requests.get(f"http://127.0.0.1:{port}/sagemaker-studio-autoshutdown/idle_checker",
                              headers={"Authorization": f"token {TOKEN}"}, timeout=10).json()
         assert reply["idle_time"] == 180
