@@ -110,6 +110,7 @@ BAD_SETTINGS_BODIES = [
     b'{"cull_connected": null}',
     b'{"app_action": "server"}',
     b'{"starting_timeout_minutes": 1}',
+    b'{"state_file": "/tmp/elsewhere.json"}',  # the state file path is static config only
     b'{"idle_timeout_minutes": 5, "keep_terminals": "x"}',
     b'{"\xc3\xa9": 1}',
 ]
