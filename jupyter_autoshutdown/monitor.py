@@ -234,6 +234,7 @@ class Monitor:
             self._empty_since = now
         for message in snapshot.errors:
             self._record_error(message)
+        # Decided after _empty_since is updated: the app's idle period may start at this pass.
         plan = decide(snapshot, self.store.current, now, self.app_state())
         self.last_plan = plan
         self.log.debug(

@@ -1,67 +1,65 @@
-"""An app action for tests, loaded by import path like a user's own action would be."""
+"""App actions for tests, loaded by import path like a user's own action would be."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
+from typing import ClassVar
 
 from jupyter_autoshutdown.actions import ActionContext
 
 
-class RecordingAction:
-    name = "recording"
-    calls: list[datetime] = []
-    running = 0
-    max_running = 0
+class TrackedAction:
+    """Records each run's start time and the most runs seen at once; subclasses say what a run does."""
+
+    name = "tracked"
+    calls: ClassVar[list[datetime]]
+    running: ClassVar[int]
+    max_running: ClassVar[int]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.calls, cls.running, cls.max_running = [], 0, 0  # each action counts its own runs
 
     async def run(self, context: ActionContext) -> str:
-        RecordingAction.running += 1
-        RecordingAction.max_running = max(RecordingAction.max_running, RecordingAction.running)
+        cls = type(self)
+        cls.running += 1
+        cls.max_running = max(cls.max_running, cls.running)
         try:
-            RecordingAction.calls.append(datetime.now(timezone.utc))
-            await asyncio.sleep(0)
-            return f"recorded after {context.idle_seconds:.1f} s idle"
+            cls.calls.append(datetime.now(timezone.utc))
+            return await self.act(context)
         finally:
-            RecordingAction.running -= 1
+            cls.running -= 1
+
+    async def act(self, context: ActionContext) -> str:
+        raise NotImplementedError
 
 
-class FailingOnceAction:
+class RecordingAction(TrackedAction):
+    name = "recording"
+
+    async def act(self, context: ActionContext) -> str:
+        await asyncio.sleep(0)
+        return f"recorded after {context.idle_seconds:.1f} s idle"
+
+
+class FailingOnceAction(TrackedAction):
     """Fails its first run, succeeds after."""
 
     name = "failing-once"
-    calls: list[datetime] = []
-    running = 0
-    max_running = 0
 
-    async def run(self, context: ActionContext) -> str:
-        cls = FailingOnceAction
-        cls.running += 1
-        cls.max_running = max(cls.max_running, cls.running)
-        try:
-            cls.calls.append(datetime.now(timezone.utc))
-            await asyncio.sleep(0.05)
-            if len(cls.calls) == 1:
-                raise RuntimeError("injected app action failure")
-            return "succeeded on retry"
-        finally:
-            cls.running -= 1
+    async def act(self, context: ActionContext) -> str:
+        await asyncio.sleep(0.05)
+        if len(FailingOnceAction.calls) == 1:
+            raise RuntimeError("injected app action failure")
+        return "succeeded on retry"
 
 
-class HangingAction:
+class HangingAction(TrackedAction):
     """Never finishes by itself: only the app action timeout ends it."""
 
     name = "hanging"
-    calls: list[datetime] = []
-    running = 0
-    max_running = 0
 
-    async def run(self, context: ActionContext) -> str:
-        cls = HangingAction
-        cls.running += 1
-        cls.max_running = max(cls.max_running, cls.running)
-        try:
-            cls.calls.append(datetime.now(timezone.utc))
-            await asyncio.Event().wait()
-            return "unreachable"
-        finally:
-            cls.running -= 1
+    async def act(self, context: ActionContext) -> str:
+        await asyncio.Event().wait()
+        return "unreachable"

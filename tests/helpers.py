@@ -28,6 +28,10 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+def kernel_gone(serverapp: Any, kernel_id: str) -> bool:
+    return kernel_id not in serverapp.kernel_manager
+
+
 def extension_of(serverapp: Any) -> AutoShutdown:
     return serverapp.extension_manager.extension_points["jupyter_autoshutdown"].app
 

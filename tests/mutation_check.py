@@ -41,7 +41,7 @@ MUTATIONS = [
       "tests/test_policy.py"]),
     ("validation accepts negative minutes", "jupyter_autoshutdown/settings.py",
      "    if minutes < 0:", "    if False:",
-     ["tests/test_rest_api.py", "-k", "bad_idle_checker"]),
+     ["tests/test_rest_api.py", "-k", "bad_input and idle_checker"]),
 ]
 
 

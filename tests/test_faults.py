@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from actions_for_tests import FailingOnceAction, HangingAction
-from helpers import api, start_extension, start_kernel, wait_for, wait_pass_after, wait_passes
+from helpers import api, kernel_gone, start_extension, start_kernel, wait_for, wait_pass_after, wait_passes
 
 from jupyter_autoshutdown.monitor import BACKOFF_FIRST_SECONDS
 
@@ -23,10 +23,6 @@ SETTINGS = ("autoshutdown", "api", "settings")
 @pytest.fixture
 def autoshutdown_config():
     return {"idle_timeout": TIMEOUT_SECONDS / 60, "shutdown_timeout": 1.0}
-
-
-def gone(serverapp, kernel_id):
-    return kernel_id not in serverapp.kernel_manager
 
 
 async def test_hanging_shutdown_times_out_the_rest_are_culled_and_it_is_retried_with_backoff(
@@ -48,7 +44,7 @@ async def test_hanging_shutdown_times_out_the_rest_are_culled_and_it_is_retried_
 
     monkeypatch.setattr(kernel_manager, "shutdown_kernel", shutdown_kernel)
     for kernel_id in healthy_ids:
-        await wait_for(lambda k=kernel_id: gone(jp_serverapp, k), timeout=15)
+        await wait_for(lambda k=kernel_id: kernel_gone(jp_serverapp, k), timeout=15)
     await wait_for(lambda: attempts, timeout=15)
     await wait_for(lambda: any("timed out" in e["message"] for e in extension.monitor.errors),
                    timeout=5)
@@ -63,7 +59,7 @@ async def test_hanging_shutdown_times_out_the_rest_are_culled_and_it_is_retried_
     assert extension.monitor.running
     monkeypatch.undo()
     never.set()
-    await wait_for(lambda: gone(jp_serverapp, hung_id), timeout=20, what="the retry to succeed")
+    await wait_for(lambda: kernel_gone(jp_serverapp, hung_id), timeout=20, what="the retry to succeed")
 
 
 async def test_kernel_manager_raising_while_read(jp_serverapp, jp_fetch, monkeypatch):
@@ -81,7 +77,7 @@ async def test_kernel_manager_raising_while_read(jp_serverapp, jp_fetch, monkeyp
     status = await api(jp_fetch, *STATUS)
     assert status["kernels"] == []  # unreadable, so nothing is touched
     monkeypatch.undo()
-    await wait_for(lambda: gone(jp_serverapp, kernel_id), timeout=15)
+    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=15)
 
 
 class UnreadableKernel:
@@ -97,7 +93,7 @@ async def test_one_unreadable_kernel_does_not_hide_the_others(jp_serverapp, jp_f
     kernels = jp_serverapp.kernel_manager._kernels
     kernels["broken-kernel"] = UnreadableKernel()
     try:
-        await wait_for(lambda: gone(jp_serverapp, kernel_id), timeout=15)
+        await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=15)
         assert any("broken-kernel" in e["message"] for e in extension.monitor.errors)
     finally:
         del kernels["broken-kernel"]
@@ -110,7 +106,7 @@ async def test_without_the_terminals_extension(jp_serverapp, jp_fetch):
     assert not jp_serverapp.web_app.settings.get("terminals_available")
     extension = await start_extension(jp_serverapp)
     kernel_id = await start_kernel(jp_fetch)
-    await wait_for(lambda: gone(jp_serverapp, kernel_id), timeout=15)
+    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=15)
     status = await api(jp_fetch, *STATUS)
     assert status["terminals"] == []
     assert not extension.monitor.errors

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import KernelSession, api, start_extension, start_kernel, wait_for, wait_pass_after
+from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for, wait_pass_after
 
 TIMEOUT_SECONDS = 3.0
 
@@ -14,10 +14,6 @@ TIMEOUT_SECONDS = 3.0
 @pytest.fixture
 def autoshutdown_config():
     return {"idle_timeout": TIMEOUT_SECONDS / 60}
-
-
-def kernel_gone(serverapp, kernel_id):
-    return kernel_id not in serverapp.kernel_manager
 
 
 async def test_monitor_starts_with_the_server_without_a_post(jp_serverapp, jp_fetch):

@@ -116,25 +116,19 @@ BAD_SETTINGS_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("body", BAD_IDLE_CHECKER_BODIES, ids=range(len(BAD_IDLE_CHECKER_BODIES)))
-async def test_bad_idle_checker_input_is_a_400_and_changes_nothing(
-    jp_serverapp, jp_fetch, state_path, body
+BAD_INPUTS = [(IDLE_CHECKER, "POST", body) for body in BAD_IDLE_CHECKER_BODIES] + [
+    (SETTINGS, "PATCH", body) for body in BAD_SETTINGS_BODIES
+]
+
+
+@pytest.mark.parametrize(("route", "method", "body"), BAD_INPUTS,
+                         ids=[f"{r[-1]}-{i}" for i, (r, _, _) in enumerate(BAD_INPUTS)])
+async def test_bad_input_is_a_400_and_changes_nothing(
+    jp_serverapp, jp_fetch, state_path, route, method, body
 ):
     extension = await start_extension(jp_serverapp)
     before = extension.store.current
-    reply = await expect_error(jp_fetch, *IDLE_CHECKER, method="POST", body=body)
-    assert reply["message"]
-    assert extension.store.current == before
-    assert not state_path.exists()
-
-
-@pytest.mark.parametrize("body", BAD_SETTINGS_BODIES, ids=range(len(BAD_SETTINGS_BODIES)))
-async def test_bad_settings_input_is_a_400_and_changes_nothing(
-    jp_serverapp, jp_fetch, state_path, body
-):
-    extension = await start_extension(jp_serverapp)
-    before = extension.store.current
-    reply = await expect_error(jp_fetch, *SETTINGS, method="PATCH", body=body)
+    reply = await expect_error(jp_fetch, *route, method=method, body=body)
     assert reply["message"]
     assert extension.store.current == before
     assert not state_path.exists()
