@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 
-from .actions import BUILTIN_ACTIONS, AppAction, NoAction, load_action
+from .actions import (
+    BUILTIN_ACTION_NAMES,
+    SAGEMAKER_METADATA_PATH,
+    ActionSettings,
+    AppAction,
+    NoAction,
+    choose_automatically,
+    load_action,
+)
 from .handlers import route_table
 from .monitor import Monitor, MonitorOptions
 from .settings import (
@@ -83,11 +92,37 @@ class AutoShutdown(ExtensionApp):
         retried later with backoff.""",
     )
     app_action = Unicode(
-        "none",
+        "auto",
         config=True,
         help=f"""What runs once no kernels or terminals remain and the server has been idle for
-        idle_timeout: one of {', '.join(sorted(BUILTIN_ACTIONS))} ('server' stops this Jupyter
-        server), or the import path of a class ('package.module:ClassName').""",
+        idle_timeout: one of {', '.join(BUILTIN_ACTION_NAMES)}, or the import path of a class
+        ('package.module:ClassName'). 'server' stops this Jupyter server; 'jupyterhub' asks the hub
+        to stop this single-user server; 'sagemaker' deletes idle SageMaker Studio apps; 'command'
+        runs app_command. 'auto' picks 'sagemaker' when Studio's metadata file exists, 'jupyterhub'
+        when the hub's environment is set, else 'none'.""",
+    )
+    app_command = Union(
+        [Unicode(), List(Unicode())],
+        default_value="",
+        config=True,
+        help="""The command the 'command' app action runs, as a string (split like a shell would,
+        but run without one; use "sh -c '...'" for shell syntax) or a list of arguments.
+        Examples: 'sudo shutdown -h now', 'oci data-science notebook-session deactivate
+        --notebook-session-id <ocid> --auth resource_principal'.""",
+    )
+    sagemaker_metadata_path = Unicode(
+        SAGEMAKER_METADATA_PATH,
+        config=True,
+        help="""Where SageMaker Studio describes the app this server runs in.""",
+    )
+    sagemaker_method = Enum(
+        ["auto", "endpoint", "boto3"],
+        default_value="auto",
+        config=True,
+        help="""How the 'sagemaker' action reaches SageMaker in Studio Classic: 'endpoint' (Studio's
+        own app endpoint on this server, no IAM permission needed), 'boto3' (the SageMaker API with
+        the execution role), or 'auto' (the endpoint when it answers, else boto3). Studio's
+        JupyterLab and Code Editor apps always use boto3.""",
     )
     app_action_timeout = Float(
         300.0,
@@ -127,9 +162,21 @@ class AutoShutdown(ExtensionApp):
             starting_timeout_minutes=self.starting_timeout,
         )
 
+    def action_settings(self) -> ActionSettings:
+        command = self.app_command
+        return ActionSettings(
+            command=tuple(shlex.split(command) if isinstance(command, str) else command),
+            sagemaker_metadata_path=self.sagemaker_metadata_path,
+            sagemaker_method=self.sagemaker_method,
+        )
+
     def _load_app_action(self) -> AppAction:
+        settings = self.action_settings()
+        if self.app_action == "auto":
+            chosen, why = choose_automatically(settings)
+            self.log.info("auto-shutdown: app action 'auto' is '%s': %s", chosen, why)
         try:
-            return load_action(self.app_action)
+            return load_action(self.app_action, settings)
         except ValueError as error:
             # A typo in the action must not also switch off kernel culling.
             self.log.error("auto-shutdown: %s; using app action 'none'", error)

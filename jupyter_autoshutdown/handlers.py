@@ -181,6 +181,7 @@ class StatusHandler(AutoShutdownHandler):
             })
         terminals = [{"name": verdict.id, **timing(verdict)} for verdict in plan.terminals]
         last_check = monitor.last_check
+        app_failure = monitor.failure_of("app", "")
         self.finish(json.dumps({
             "count": monitor.count,
             "running": monitor.running,
@@ -203,6 +204,9 @@ class StatusHandler(AutoShutdownHandler):
                 "reason": plan.app.reason,
                 "last_run_at": _iso(monitor.app_fired_at),
                 "last_result": monitor.last_action_result,
+                "last_error": monitor.last_action_error,
+                "failed_attempts": app_failure.attempts if app_failure else 0,
+                "retry_at": _iso(app_failure.retry_at) if app_failure else None,
             },
         }))
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .actions import ActionContext, AppAction
+from .actions import ActionContext, ActionDeferred, AppAction
 from .observe import (
     K_ID,
     K_NAME,
@@ -30,11 +30,14 @@ from .observe import (
     KernelInfo,
     Snapshot,
     TerminalInfo,
+    is_remote,
     read_kernel,
     read_kernels,
     read_server_last_activity,
     read_terminal,
     read_terminals,
+    refresh_remote_kernel,
+    refresh_remote_kernels,
 )
 from .policy import (
     AppState,
@@ -103,6 +106,10 @@ class Monitor:
         self.last_plan: Plan | None = None
         self.app_fired_at: datetime | None = None
         self.last_action_result: str | None = None
+        self.last_action_error: str | None = None
+        #: Kernels on a Kernel or Enterprise Gateway: their records are refreshed before reading.
+        self._remote_kernels = is_remote(serverapp.kernel_manager)
+        self._remote_refresh_error: str | None = None
 
         self._empty_since: datetime | None = None
         # When we first saw a resource that reports no activity time: its idle clock starts there.
@@ -182,6 +189,9 @@ class Monitor:
             return self._first_seen.setdefault(key, now)
 
         kernels, kernel_errors = read_kernels(self.serverapp.kernel_manager, first_seen)
+        if self._remote_refresh_error:
+            # Stale remote records could make a kernel that is working now look idle.
+            kernels, kernel_errors = [], [self._remote_refresh_error]
         terminals, terminal_errors = read_terminals(self._terminal_manager(), first_seen)
         last_activity, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.started_at
@@ -226,6 +236,8 @@ class Monitor:
     async def run_pass(self) -> bool:
         """One check: returns True when something was shut down (or the app action ran)."""
         self._wake.clear()
+        if self._remote_kernels:
+            await self._refresh_remote_kernels()
         now = self.clock()
         snapshot = self.snapshot(now)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
@@ -245,6 +257,20 @@ class Monitor:
         self.count += 1
         self.last_check = now
         return acted
+
+    async def _refresh_remote_kernels(self) -> None:
+        try:
+            await asyncio.wait_for(
+                refresh_remote_kernels(self.serverapp.kernel_manager),
+                timeout=self.options.shutdown_timeout_seconds,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
+            self._remote_refresh_error = f"refreshing kernels from the gateway failed: {error_text}"
+        else:
+            self._remote_refresh_error = None
 
     async def _execute(self, plan: Plan, now: datetime) -> bool:
         jobs: list[Awaitable[bool]] = []
@@ -277,6 +303,14 @@ class Monitor:
             done = await job
         except asyncio.CancelledError:
             raise
+        except ActionDeferred as deferral:
+            # Not a failure: the action has nothing to do yet and names when to look again.
+            failure = self._failures.get(key)
+            retry_at = self.clock() + timedelta(seconds=deferral.retry_after_seconds)
+            self._failures[key] = Failure(failure.attempts if failure else 0, retry_at)
+            self.log.info("auto-shutdown: app action '%s' deferred until %s: %s",
+                          self.action.name, retry_at.isoformat(), deferral)
+            return False
         except Exception as error:
             failure = self._failures.get(key)
             attempts = failure.attempts + 1 if failure else 1
@@ -294,6 +328,11 @@ class Monitor:
     async def _shut_down_kernel(self, planned: Verdict) -> bool:
         kernel_manager = self.serverapp.kernel_manager
         async with self._semaphore:
+            if self._remote_kernels and not await asyncio.wait_for(
+                refresh_remote_kernel(kernel_manager, planned.id),
+                timeout=self.options.shutdown_timeout_seconds,
+            ):
+                return False  # the gateway no longer has it
             fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at)
             if fresh is None:
                 return False  # already gone
@@ -353,15 +392,27 @@ class Monitor:
                 "for %.0f s",
                 self.action.name, plan.app.idle_seconds or 0.0,
             )
-            context = ActionContext(self.serverapp, self.log, plan.app.idle_seconds or 0.0)
+            context = ActionContext(
+                self.serverapp, self.log, plan.app.idle_seconds or 0.0,
+                self.store.current.idle_timeout_minutes * 60,
+            )
             result = await asyncio.wait_for(
                 self.action.run(context), timeout=self.options.app_action_timeout_seconds
             )
             self.last_action_result = str(result)
+            self.last_action_error = None
             self.log.info("auto-shutdown: app action '%s': %s", self.action.name, result)
             return True
-        except BaseException:
+        except ActionDeferred as deferral:
+            self.app_fired_at = None  # it runs again at the time it named (see _guarded)
+            self.last_action_result = str(deferral)
+            raise
+        except BaseException as error:
             self.app_fired_at = None  # it did not happen: allow a retry after the backoff
+            if isinstance(error, asyncio.TimeoutError):
+                self.last_action_error = "timed out"
+            elif not isinstance(error, asyncio.CancelledError):
+                self.last_action_error = str(error)
             raise
         finally:
             self._app_action_running = False

@@ -173,6 +173,28 @@ def read_terminals(
     return terminals, errors
 
 
+def is_remote(kernel_manager: Any) -> bool:
+    """True for a kernel manager whose kernels live on a Kernel or Enterprise Gateway."""
+    from jupyter_server.gateway.managers import GatewayMappingKernelManager
+
+    return isinstance(kernel_manager, GatewayMappingKernelManager)
+
+
+async def refresh_remote_kernels(kernel_manager: Any) -> None:
+    """Bring a gateway manager's kernel records up to date (state, activity, connections).
+
+    jupyter_server's gateway manager copies each remote kernel's model only when it lists the
+    kernels; between listings its records are stale. Raises when the gateway does not answer.
+    """
+    await kernel_manager.list_kernels()
+
+
+async def refresh_remote_kernel(kernel_manager: Any, kernel_id: str) -> bool:
+    """Refresh one remote kernel's record; False when the gateway no longer has it."""
+    kernel = kernel_manager._kernels.get(kernel_id)
+    return kernel is not None and bool(await kernel.refresh_model())
+
+
 def read_server_last_activity(web_app: Any, fallback: datetime) -> tuple[datetime, list[str]]:
     """jupyter_server's own notion of the last activity (the one `shutdown_no_activity` uses)."""
     try:

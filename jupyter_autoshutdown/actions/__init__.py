@@ -1,17 +1,27 @@
 """App-level actions: what runs once no kernels or terminals are left and the server is idle.
 
 An action is any object with a ``name`` and an ``async run(context) -> str`` that returns a short
-description of what it did. Built-in actions are chosen by name; any other by import path
-(``package.module:ClassName`` or ``package.module.ClassName``), instantiated with no arguments.
-Actions stop or deactivate what costs money; they never delete user files.
+description of what it did. Built-in actions are chosen by name (``auto`` picks one from the
+environment); any other by import path (``package.module:ClassName`` or
+``package.module.ClassName``), instantiated with no arguments. Actions stop or deactivate what costs
+money; they never delete user files.
+
+An action signals failure by raising (the monitor retries with backoff) and "not yet" by raising
+`ActionDeferred` (the monitor runs it again at the time it names, without counting a failure).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+#: Where SageMaker Studio describes the app this server runs in.
+SAGEMAKER_METADATA_PATH = "/opt/ml/metadata/resource-metadata.json"
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,28 @@ class ActionContext:
     log: logging.Logger
     #: How long the server has been idle when the action runs.
     idle_seconds: float
+    #: The idle timeout in force, in seconds.
+    idle_timeout_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """The configuration the built-in actions read (traits of `AutoShutdown`)."""
+
+    #: argv of the `command` action.
+    command: tuple[str, ...] = ()
+    sagemaker_metadata_path: str = SAGEMAKER_METADATA_PATH
+    #: How the `sagemaker` action reaches SageMaker: "endpoint", "boto3" or "auto".
+    sagemaker_method: str = "auto"
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class ActionDeferred(Exception):
+    """Raised by an action that has nothing to do yet; the monitor runs it again later."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1.0, retry_after_seconds)
 
 
 @runtime_checkable
@@ -34,6 +66,9 @@ class NoAction:
 
     name = "none"
 
+    def __init__(self, settings: ActionSettings | None = None) -> None:
+        pass
+
     async def run(self, context: ActionContext) -> str:
         return "nothing to do"
 
@@ -46,24 +81,55 @@ class StopServer:
 
     name = "server"
 
+    def __init__(self, settings: ActionSettings | None = None) -> None:
+        pass
+
     async def run(self, context: ActionContext) -> str:
         context.serverapp.stop()
         return "stopping the Jupyter server"
 
 
-BUILTIN_ACTIONS: dict[str, type] = {cls.name: cls for cls in (NoAction, StopServer)}
+def _builtin_actions() -> dict[str, Callable[[ActionSettings], AppAction]]:
+    # Imported here: each module is small, but sagemaker's may import boto3 lazily on use.
+    from .command import RunCommand
+    from .jupyterhub import StopHubServer
+    from .sagemaker import StopStudioApps
+
+    return {cls.name: cls for cls in (NoAction, StopServer, StopHubServer, StopStudioApps, RunCommand)}
 
 
-def load_action(spec: str) -> AppAction:
-    """The action named `spec`, or the class at import path `spec`; ValueError when neither."""
-    if spec in BUILTIN_ACTIONS:
-        return BUILTIN_ACTIONS[spec]()
+BUILTIN_ACTION_NAMES = ("auto", "none", "server", "jupyterhub", "sagemaker", "command")
+
+
+def choose_automatically(settings: ActionSettings) -> tuple[str, str]:
+    """The action `auto` stands for here, and why: SageMaker Studio, then JupyterHub, else none."""
+    if Path(settings.sagemaker_metadata_path).is_file():
+        return "sagemaker", f"SageMaker Studio metadata found at {settings.sagemaker_metadata_path}"
+    if settings.environ.get("JUPYTERHUB_API_URL") and (
+        settings.environ.get("JUPYTERHUB_API_TOKEN") or settings.environ.get("JPY_API_TOKEN")
+    ):
+        return "jupyterhub", "running as a JupyterHub single-user server (JUPYTERHUB_API_URL is set)"
+    return "none", "neither SageMaker Studio metadata nor a JupyterHub environment found"
+
+
+def load_action(spec: str, settings: ActionSettings | None = None) -> AppAction:
+    """The action named `spec`, or the class at import path `spec`; ValueError when neither.
+
+    Built-in actions that cannot work with `settings` (a `command` without a command, `jupyterhub`
+    outside a hub) raise ValueError too, with what is missing.
+    """
+    settings = settings or ActionSettings()
+    if spec == "auto":
+        spec, _ = choose_automatically(settings)
+    builtins = _builtin_actions()
+    if spec in builtins:
+        return builtins[spec](settings)
     module_name, sep, attribute = spec.partition(":")
     if not sep:
         module_name, _, attribute = spec.rpartition(".")
     if not module_name or not attribute:
         raise ValueError(
-            f"unknown app action {spec!r}: use one of {', '.join(BUILTIN_ACTIONS)} "
+            f"unknown app action {spec!r}: use one of {', '.join(BUILTIN_ACTION_NAMES)} "
             "or an import path such as 'mypackage.actions:StopVM'"
         )
     try:

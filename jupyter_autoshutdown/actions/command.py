@@ -1,0 +1,75 @@
+"""The `command` action: run a configured command, e.g. `sudo shutdown -h now` on a VM.
+
+The command runs without a shell (use ``sh -c '...'`` for shell syntax), in its own process group,
+with stdin closed. Its output is logged; a non-zero exit status is a failure, retried with backoff.
+When the monitor's `app_action_timeout` cancels it, the whole process group is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import ActionContext, ActionSettings
+
+#: Characters of the command's output kept in the result and the log.
+OUTPUT_TAIL_CHARS = 2000
+
+
+class CommandFailed(Exception):
+    """The command exited with a non-zero status."""
+
+
+def _tail(output: bytes) -> str:
+    text = output.decode(errors="replace").strip()
+    return text if len(text) <= OUTPUT_TAIL_CHARS else "..." + text[-OUTPUT_TAIL_CHARS:]
+
+
+class RunCommand:
+    name = "command"
+
+    def __init__(self, settings: ActionSettings) -> None:
+        if not settings.command:
+            raise ValueError(
+                "app action 'command' needs a command: set AutoShutdown.app_command, "
+                "e.g. 'sudo shutdown -h now'"
+            )
+        self.argv = tuple(settings.command)
+        self.display = shlex.join(self.argv)
+
+    async def run(self, context: ActionContext) -> str:
+        env = {
+            **os.environ,
+            "AUTOSHUTDOWN_IDLE_SECONDS": f"{context.idle_seconds:.0f}",
+            "AUTOSHUTDOWN_IDLE_TIMEOUT_SECONDS": f"{context.idle_timeout_seconds:.0f}",
+        }
+        process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout can stop all of it
+        )
+        try:
+            output, _ = await process.communicate()
+        except BaseException:
+            # Cancelled (app_action_timeout) or the server is stopping: leave nothing running.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(process.wait(), 5)
+            raise
+        tail = _tail(output)
+        context.log.info(
+            "auto-shutdown: command %s exited with status %s%s",
+            self.display, process.returncode, f"; output:\n{tail}" if tail else "",
+        )
+        if process.returncode != 0:
+            raise CommandFailed(f"{self.display} exited with status {process.returncode}: {tail}")
+        return f"{self.display} exited with status 0" + (f": {tail}" if tail else "")

@@ -1,0 +1,319 @@
+"""The `sagemaker` action: stop the SageMaker Studio apps this server keeps billing.
+
+Studio describes the app this server runs in at `/opt/ml/metadata/resource-metadata.json`
+(`DomainId`, `UserProfileName` or `SpaceName`, `AppType`, `ResourceName`, `ResourceArn`).
+
+- Studio Classic (this server is the free `JupyterServer` app): kernels and image terminals run in
+  `KernelGateway` apps, which are what costs money. The action deletes this user's KernelGateway apps
+  that are InService, have no live kernel (a kernel's model names its `app_name`) and no image
+  terminal (named ``<image arn>__<id>__<instance type>``), and are older than one idle timeout; a
+  younger one is deferred until it is that old. It talks either to Studio's own app endpoint on this
+  server (``sagemaker/api/apps``, as the original extension did: no IAM permission needed) or to the
+  SageMaker API through boto3 (needs `sagemaker:ListApps` and `sagemaker:DeleteApp`).
+- Studio (JupyterLab or Code Editor apps in a space): this server's own app is what costs money; the
+  action deletes it through boto3, which is what "Stop" does in Studio. The space's storage stays.
+
+Deleting a Studio app stops its instance; the user's home directory (EFS or the space's EBS volume)
+is kept. boto3 is an optional extra (`pip install jupyter_autoshutdown[sagemaker]`) and its calls
+run in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+if TYPE_CHECKING:
+    from . import ActionContext, ActionSettings
+
+REQUEST_TIMEOUT_SECONDS = 60.0
+CLASSIC_APP_TYPE = "JupyterServer"
+KERNEL_APP_TYPE = "KernelGateway"
+
+
+class StudioRequestFailed(Exception):
+    """Studio's app endpoint or the SageMaker API refused a request."""
+
+
+@dataclass(frozen=True)
+class StudioApp:
+    name: str
+    app_type: str
+    status: str
+    instance_type: str
+    #: The image (and image version) ARNs the app runs; image terminals name one of them.
+    image_arns: frozenset[str]
+    created_at: datetime | None
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _from_endpoint(record: dict[str, Any]) -> StudioApp:
+    return StudioApp(
+        name=str(record["app_name"]),
+        app_type=str(record.get("app_type", KERNEL_APP_TYPE)),
+        status=str(record.get("status", "InService")),
+        instance_type=str(record.get("instance_type", "")),
+        image_arns=frozenset(str(arn) for arn in (record.get("environment_arn"),) if arn),
+        created_at=_as_datetime(record.get("creation_time") or record.get("created_at")),
+    )
+
+
+def _from_api(record: dict[str, Any]) -> StudioApp:
+    spec = record.get("ResourceSpec") or {}
+    arns = (spec.get("SageMakerImageArn"), spec.get("SageMakerImageVersionArn"))
+    return StudioApp(
+        name=str(record["AppName"]),
+        app_type=str(record.get("AppType", "")),
+        status=str(record.get("Status", "")),
+        instance_type=str(spec.get("InstanceType", "")),
+        image_arns=frozenset(str(arn) for arn in arns if arn),
+        created_at=_as_datetime(record.get("CreationTime")),
+    )
+
+
+def image_terminal_owner(terminal_name: str) -> tuple[str, str] | None:
+    """(image ARN, instance type) of a Studio image terminal, None for a system terminal."""
+    if not terminal_name.startswith("arn:"):
+        return None
+    parts = terminal_name.split("__")
+    if len(parts) < 3:
+        return None
+    return parts[0], parts[2]
+
+
+def self_url(serverapp: Any) -> str:
+    """This server's own base URL on loopback."""
+    ip = serverapp.ip or ""
+    if ip in ("", "0.0.0.0", "*", "localhost"):
+        host = "127.0.0.1"
+    elif ip == "::":
+        host = "[::1]"
+    else:
+        host = f"[{ip}]" if ":" in ip else ip
+    scheme = "https" if serverapp.certfile else "http"
+    return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url}"
+
+
+class StopStudioApps:
+    name = "sagemaker"
+
+    def __init__(self, settings: ActionSettings) -> None:
+        if settings.sagemaker_method not in ("auto", "endpoint", "boto3"):
+            raise ValueError(
+                f"sagemaker_method must be 'auto', 'endpoint' or 'boto3', not {settings.sagemaker_method!r}"
+            )
+        self.metadata_path = Path(settings.sagemaker_metadata_path)
+        self.method = settings.sagemaker_method
+        #: Makes the SageMaker API client; tests put a botocore Stubber behind it.
+        self.client_factory: Callable[[str | None], Any] = _boto3_client
+        self._first_seen: dict[str, datetime] = {}
+        self._client: Any = None
+
+    # ---- what this server runs in --------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        # Read at run time: a lifecycle script may install us before Studio writes the file.
+        try:
+            metadata = json.loads(self.metadata_path.read_text())
+        except (OSError, ValueError) as error:
+            raise StudioRequestFailed(
+                f"cannot read SageMaker Studio metadata {self.metadata_path}: {error}"
+            ) from error
+        if not isinstance(metadata, dict) or not metadata.get("DomainId"):
+            raise StudioRequestFailed(f"{self.metadata_path} has no DomainId")
+        return metadata
+
+    def _api(self, metadata: dict[str, Any]) -> Any:
+        if self._client is None:
+            arn = str(metadata.get("ResourceArn", ""))
+            region = arn.split(":")[3] if arn.count(":") >= 5 else None
+            self._client = self.client_factory(region or None)
+        return self._client
+
+    # ---- run -----------------------------------------------------------------------------
+
+    async def run(self, context: ActionContext) -> str:
+        metadata = self.metadata()
+        if metadata.get("AppType", CLASSIC_APP_TYPE) == CLASSIC_APP_TYPE:
+            return await self._stop_kernel_gateway_apps(context, metadata)
+        return await self._stop_own_app(metadata)
+
+    async def _stop_own_app(self, metadata: dict[str, Any]) -> str:
+        request = {
+            **_owner(metadata),
+            "AppType": metadata["AppType"],
+            "AppName": metadata.get("ResourceName", "default"),
+        }
+        await asyncio.to_thread(self._api(metadata).delete_app, **request)
+        return f"deleted this Studio {request['AppType']} app '{request['AppName']}' (its storage is kept)"
+
+    async def _stop_kernel_gateway_apps(self, context: ActionContext, metadata: dict[str, Any]) -> str:
+        method = await self._method(context)
+        apps = await (self._endpoint_apps(context) if method == "endpoint" else self._api_apps(metadata))
+        in_use = await _apps_in_use(context, apps)
+        now = datetime.now(timezone.utc)
+        for gone in self._first_seen.keys() - {app.name for app in apps}:
+            del self._first_seen[gone]
+        deleted, kept, young_wait = [], [], []
+        for app in apps:
+            if app.app_type != KERNEL_APP_TYPE or app.status != "InService":
+                continue
+            if app.name in in_use:
+                kept.append(f"{app.name} (in use)")
+                continue
+            created = app.created_at or self._first_seen.setdefault(app.name, now)
+            remaining = context.idle_timeout_seconds - (now - created).total_seconds()
+            if remaining > 0:
+                kept.append(f"{app.name} (created {remaining:.0f} s short of one timeout ago)")
+                young_wait.append(remaining)
+                continue
+            if method == "endpoint":
+                await self._endpoint_delete(context, app.name)
+            else:
+                await asyncio.to_thread(
+                    self._api(metadata).delete_app,
+                    **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=app.name,
+                )
+            deleted.append(app.name)
+        summary = (
+            f"deleted KernelGateway app(s) {', '.join(deleted) or 'none'} via {method}"
+            + (f"; kept {', '.join(kept)}" if kept else "")
+        )
+        if young_wait:
+            from . import ActionDeferred
+
+            raise ActionDeferred(summary, min(young_wait))
+        return summary
+
+    async def _method(self, context: ActionContext) -> str:
+        if self.method != "auto":
+            return self.method
+        # Studio Classic serves its app endpoint on this server; prefer it, it needs no IAM.
+        response = await AsyncHTTPClient().fetch(
+            self._endpoint_request(context, "sagemaker/api/apps", "GET"), raise_error=False
+        )
+        return "endpoint" if response.code == 200 else "boto3"
+
+    # ---- Studio's app endpoint on this server ------------------------------------------------
+
+    def _endpoint_request(self, context: ActionContext, path: str, method: str) -> HTTPRequest:
+        serverapp = context.serverapp
+        # A request to ourselves: the server's own token, and a matching XSRF cookie and header
+        # for servers that run without a token (Studio Classic's).
+        xsrf = secrets.token_hex(16)
+        headers = {"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf}
+        token = getattr(serverapp.identity_provider, "token", "")
+        if token:
+            headers["Authorization"] = f"token {token}"
+        return HTTPRequest(
+            self_url(serverapp) + path,
+            method=method,
+            headers=headers,
+            allow_nonstandard_methods=True,
+            request_timeout=REQUEST_TIMEOUT_SECONDS,
+            validate_cert=False,  # our own server, possibly with a self-signed certificate
+        )
+
+    async def _endpoint_apps(self, context: ActionContext) -> list[StudioApp]:
+        response = await AsyncHTTPClient().fetch(
+            self._endpoint_request(context, "sagemaker/api/apps", "GET"), raise_error=False
+        )
+        if response.code != 200:
+            raise StudioRequestFailed(f"GET sagemaker/api/apps answered HTTP {response.code}")
+        return [_from_endpoint(record) for record in json.loads(response.body)]
+
+    async def _endpoint_delete(self, context: ActionContext, app_name: str) -> None:
+        path = f"sagemaker/api/apps/{quote(app_name, safe='')}"
+        response = await AsyncHTTPClient().fetch(
+            self._endpoint_request(context, path, "DELETE"), raise_error=False
+        )
+        if response.code not in (200, 202, 204):
+            raise StudioRequestFailed(f"DELETE {path} answered HTTP {response.code}")
+
+    # ---- the SageMaker API ---------------------------------------------------------------
+
+    async def _api_apps(self, metadata: dict[str, Any]) -> list[StudioApp]:
+        client = self._api(metadata)
+        request: dict[str, Any] = {"DomainIdEquals": metadata["DomainId"]}
+        if metadata.get("UserProfileName"):
+            request["UserProfileNameEquals"] = metadata["UserProfileName"]
+        apps: list[StudioApp] = []
+        while True:
+            page = await asyncio.to_thread(client.list_apps, **request)
+            apps.extend(_from_api(record) for record in page.get("Apps", []))
+            if not page.get("NextToken"):
+                return apps
+            request["NextToken"] = page["NextToken"]
+
+
+def _owner(metadata: dict[str, Any]) -> dict[str, str]:
+    owner = {"DomainId": metadata["DomainId"]}
+    if metadata.get("SpaceName"):
+        owner["SpaceName"] = metadata["SpaceName"]
+    elif metadata.get("UserProfileName"):
+        owner["UserProfileName"] = metadata["UserProfileName"]
+    return owner
+
+
+async def _apps_in_use(context: ActionContext, apps: list[StudioApp]) -> set[str]:
+    """Names of apps with a live kernel or image terminal on this server.
+
+    Every app counts as in use when a kernel cannot be attributed to one: deleting an app under a
+    running kernel loses work, keeping it costs a little more.
+    """
+    serverapp = context.serverapp
+    kernel_manager = serverapp.kernel_manager
+    every_app = {app.name for app in apps}
+    in_use: set[str] = set()
+    for kernel_id in list(kernel_manager.list_kernel_ids()):
+        model = kernel_manager.kernel_model(kernel_id)
+        if asyncio.iscoroutine(model):
+            model = await model
+        app_name = (model or {}).get("app_name")
+        if not app_name:
+            context.log.info(
+                "auto-shutdown: kernel %s names no Studio app; keeping every app", kernel_id
+            )
+            return every_app
+        in_use.add(str(app_name))
+    settings = serverapp.web_app.settings
+    terminal_manager = settings.get("terminal_manager") if settings.get("terminals_available") else None
+    if terminal_manager is not None:
+        for terminal in terminal_manager.list():
+            owner = image_terminal_owner(str(terminal.get("name", "")))
+            if owner is None:
+                continue
+            image_arn, instance_type = owner
+            in_use.update(
+                app.name for app in apps if image_arn in app.image_arns and app.instance_type == instance_type
+            )
+    return in_use
+
+
+def _boto3_client(region: str | None) -> Any:
+    try:
+        import boto3
+    except ImportError as error:
+        raise StudioRequestFailed(
+            "the SageMaker API needs boto3: pip install 'jupyter_autoshutdown[sagemaker]'"
+        ) from error
+    return boto3.client("sagemaker", region_name=region)
