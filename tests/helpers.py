@@ -83,6 +83,16 @@ class KernelSession:
         ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
         return cls(ws, kernel_id)
 
+    @classmethod
+    async def connect_url(cls, http_url: str, token: str, kernel_id: str) -> KernelSession:
+        """Connect to a kernel of a server running in another process."""
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        url = http_url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+        return cls(ws, kernel_id)
+
     def _message(self, msg_type: str, content: dict) -> dict:
         return {
             "header": {

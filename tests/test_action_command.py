@@ -90,7 +90,7 @@ async def test_hanging_command_is_killed_at_the_action_timeout(jp_serverapp, jp_
 
 
 def test_command_action_without_a_command_is_refused_with_the_trait_to_set():
-    with pytest.raises(ValueError, match="AutoShutdown.app_command"):
+    with pytest.raises(ValueError, match=r"AutoShutdown\.app_command"):
         load_action("command", ActionSettings())
 
 
