@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,3 +114,69 @@ class KernelGatewayProcess(_Process):
 
     def server_args(self) -> list[str]:
         return [f"--gateway-url={self.url}", f"--GatewayClient.auth_token={self.token}"]
+
+
+HUB_TEST_DIR = Path(__file__).parent / "hub"
+
+
+def configurable_http_proxy() -> str | None:
+    """The proxy JupyterHub needs: installed by `.ci/run` (npm ci in tests/hub) or on PATH."""
+    local = HUB_TEST_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    return shutil.which("configurable-http-proxy")
+
+
+class HubProcess(_Process):
+    """A real JupyterHub on loopback: dummy authenticator, local process spawner, a test service.
+
+    Single-user servers run `jupyterhub.singleuser` with this extension (enabled by the installed
+    package) and `singleuser_args`; `server_token_scopes`, when given, is what their tokens may do.
+    """
+
+    health_path = "hub/api/"
+    token = "hub-service-test-token"
+
+    def __init__(
+        self, home: Path, singleuser_args: list[str], server_token_scopes: list[str] | None = None
+    ) -> None:
+        proxy = configurable_http_proxy()
+        if proxy is None:
+            raise FileNotFoundError("configurable-http-proxy: run `npm ci` in tests/hub")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "JupyterHub": {
+                "ip": "127.0.0.1", "port": self.port, "hub_ip": "127.0.0.1", "hub_port": free_port(),
+                "authenticator_class": "dummy", "spawner_class": "simple",
+                "db_url": f"sqlite:///{home}/jupyterhub.sqlite",
+                "cookie_secret_file": str(home / "jupyterhub_cookie_secret"),
+                "pid_file": str(home / "jupyterhub.pid"),
+                "services": [{"name": "tester", "api_token": self.token}],
+                "load_roles": [{
+                    "name": "tester",
+                    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users"],
+                    "services": ["tester"],
+                }],
+            },
+            "ConfigurableHTTPProxy": {"command": [proxy], "api_url": f"http://127.0.0.1:{free_port()}"},
+            "Authenticator": {"allow_all": True},
+            "SimpleLocalProcessSpawner": {"home_dir_template": str(home / "users" / "{username}")},
+            "Spawner": {
+                "cmd": [sys.executable, "-m", "jupyterhub.singleuser"],
+                "args": ["--allow-root", *singleuser_args],
+                "poll_interval": 1,  # notice a server that exited by itself within a second
+                "http_timeout": 60,
+                **({"server_token_scopes": server_token_scopes} if server_token_scopes else {}),
+            },
+        }
+        config_path = home / "jupyterhub_config.json"
+        config_path.write_text(json.dumps(config))
+        env = isolated_env(home)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        super().__init__(
+            home, [sys.executable, "-m", "jupyterhub", "-f", str(config_path)], env=env
+        )
+
+    def user(self, name: str) -> dict:
+        return self.request("GET", f"hub/api/users/{name}").json()
