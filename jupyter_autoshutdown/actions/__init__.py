@@ -13,6 +13,7 @@ An action signals failure by raising (the monitor retries with backoff) and "not
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -101,9 +102,18 @@ def _builtin_actions() -> dict[str, Callable[[ActionSettings], AppAction]]:
 BUILTIN_ACTION_NAMES = ("auto", "none", "server", "jupyterhub", "sagemaker", "command")
 
 
+def _studio_domain(metadata_path: str) -> str | None:
+    # A SageMaker notebook instance writes the same file without a DomainId: not Studio.
+    try:
+        metadata = json.loads(Path(metadata_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return metadata.get("DomainId") if isinstance(metadata, dict) else None
+
+
 def choose_automatically(settings: ActionSettings) -> tuple[str, str]:
     """The action `auto` stands for here, and why: SageMaker Studio, then JupyterHub, else none."""
-    if Path(settings.sagemaker_metadata_path).is_file():
+    if _studio_domain(settings.sagemaker_metadata_path):
         return "sagemaker", f"SageMaker Studio metadata found at {settings.sagemaker_metadata_path}"
     if settings.environ.get("JUPYTERHUB_API_URL") and (
         settings.environ.get("JUPYTERHUB_API_TOKEN") or settings.environ.get("JPY_API_TOKEN")

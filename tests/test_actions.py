@@ -1,4 +1,4 @@
-"""The `command` app action, running real commands in a real server."""
+"""App actions: `command` running real commands in a real server, and what `auto` picks."""
 
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ def test_command_action_without_a_command_is_refused_with_the_trait_to_set():
     [
         ({"metadata"}, {"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}, "sagemaker"),
         (set(), {"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}, "jupyterhub"),
+        ({"notebook instance"}, {}, "none"),
         (set(), {"JUPYTERHUB_API_URL": "http://hub/api"}, "none"),
         (set(), {}, "none"),
     ],
@@ -107,6 +108,8 @@ def test_auto_picks_sagemaker_then_jupyterhub_then_none(tmp_path, files, environ
     metadata = tmp_path / "resource-metadata.json"
     if "metadata" in files:
         metadata.write_text('{"DomainId": "d-1", "UserProfileName": "u", "AppType": "JupyterServer"}')
+    if "notebook instance" in files:  # the same file on a SageMaker notebook instance: no domain
+        metadata.write_text('{"ResourceArn": "arn:aws:sagemaker:us-east-1:1:notebook-instance/nb"}')
     settings = ActionSettings(sagemaker_metadata_path=str(metadata), environ=environ)
     chosen, why = choose_automatically(settings)
     assert chosen == expected and why
