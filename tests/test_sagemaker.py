@@ -195,3 +195,18 @@ async def test_missing_metadata_is_a_clear_failure(jp_serverapp, tmp_path):
     action = StopStudioApps(ActionSettings(sagemaker_metadata_path=str(tmp_path / "absent.json")))
     with pytest.raises(Exception, match="cannot read SageMaker Studio metadata"):
         await action.run(context_for(jp_serverapp))
+
+
+@pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 60}])
+async def test_auto_method_falls_back_to_the_api_when_the_endpoint_does_not_answer(
+    jp_serverapp, http_server_client, metadata_path
+):
+    action, stubber = stubbed_action(metadata_path, method="auto")  # no fake endpoint installed
+    stubber.add_response("list_apps", {"Apps": [api_app("idle-app")]},
+                         {"DomainIdEquals": DOMAIN, "UserProfileNameEquals": PROFILE})
+    stubber.add_response("delete_app", {}, {"DomainId": DOMAIN, "UserProfileName": PROFILE,
+                                            "AppType": "KernelGateway", "AppName": "idle-app"})
+    with stubber:
+        result = await action.run(context_for(jp_serverapp))
+    stubber.assert_no_pending_responses()
+    assert result == "deleted KernelGateway app(s) idle-app via boto3"

@@ -142,12 +142,17 @@ class StopStudioApps:
             raise StudioRequestFailed(f"{self.metadata_path} has no DomainId")
         return metadata
 
-    def _api(self, metadata: dict[str, Any]) -> Any:
-        if self._client is None:
-            arn = str(metadata.get("ResourceArn", ""))
-            region = arn.split(":")[3] if arn.count(":") >= 5 else None
-            self._client = self.client_factory(region or None)
-        return self._client
+    async def _call(self, metadata: dict[str, Any], operation: str, **request: Any) -> Any:
+        """One SageMaker API call, in a worker thread: boto3 blocks (and so does making a client)."""
+
+        def call() -> Any:
+            if self._client is None:
+                arn = str(metadata.get("ResourceArn", ""))
+                region = arn.split(":")[3] if arn.count(":") >= 5 else None
+                self._client = self.client_factory(region or None)
+            return getattr(self._client, operation)(**request)
+
+        return await asyncio.to_thread(call)
 
     # ---- run -----------------------------------------------------------------------------
 
@@ -163,12 +168,11 @@ class StopStudioApps:
             "AppType": metadata["AppType"],
             "AppName": metadata.get("ResourceName", "default"),
         }
-        await asyncio.to_thread(self._api(metadata).delete_app, **request)
+        await self._call(metadata, "delete_app", **request)
         return f"deleted this Studio {request['AppType']} app '{request['AppName']}' (its storage is kept)"
 
     async def _stop_kernel_gateway_apps(self, context: ActionContext, metadata: dict[str, Any]) -> str:
-        method = await self._method(context)
-        apps = await (self._endpoint_apps(context) if method == "endpoint" else self._api_apps(metadata))
+        method, apps = await self._list_apps(context, metadata)
         in_use = await _apps_in_use(context, apps)
         now = datetime.now(timezone.utc)
         for gone in self._first_seen.keys() - {app.name for app in apps}:
@@ -189,9 +193,8 @@ class StopStudioApps:
             if method == "endpoint":
                 await self._endpoint_delete(context, app.name)
             else:
-                await asyncio.to_thread(
-                    self._api(metadata).delete_app,
-                    **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=app.name,
+                await self._call(
+                    metadata, "delete_app", **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=app.name
                 )
             deleted.append(app.name)
         summary = (
@@ -204,14 +207,16 @@ class StopStudioApps:
             raise ActionDeferred(summary, min(young_wait))
         return summary
 
-    async def _method(self, context: ActionContext) -> str:
-        if self.method != "auto":
-            return self.method
-        # Studio Classic serves its app endpoint on this server; prefer it, it needs no IAM.
-        response = await AsyncHTTPClient().fetch(
-            self._endpoint_request(context, "sagemaker/api/apps", "GET"), raise_error=False
-        )
-        return "endpoint" if response.code == 200 else "boto3"
+    async def _list_apps(
+        self, context: ActionContext, metadata: dict[str, Any]
+    ) -> tuple[str, list[StudioApp]]:
+        """The method in use and the apps it lists."""
+        if self.method != "boto3":
+            # Studio Classic serves its app endpoint on this server; preferred: it needs no IAM.
+            apps = await self._endpoint_apps(context, required=self.method == "endpoint")
+            if apps is not None:
+                return "endpoint", apps
+        return "boto3", await self._api_apps(metadata)
 
     # ---- Studio's app endpoint on this server ------------------------------------------------
 
@@ -233,12 +238,20 @@ class StopStudioApps:
             validate_cert=False,  # our own server, possibly with a self-signed certificate
         )
 
-    async def _endpoint_apps(self, context: ActionContext) -> list[StudioApp]:
-        response = await AsyncHTTPClient().fetch(
-            self._endpoint_request(context, "sagemaker/api/apps", "GET"), raise_error=False
-        )
-        if response.code != 200:
-            raise StudioRequestFailed(f"GET sagemaker/api/apps answered HTTP {response.code}")
+    async def _endpoint_apps(self, context: ActionContext, required: bool) -> list[StudioApp] | None:
+        """Apps listed by Studio's endpoint; None when it does not answer and is not `required`."""
+        try:
+            response = await AsyncHTTPClient().fetch(
+                self._endpoint_request(context, "sagemaker/api/apps", "GET"), raise_error=False
+            )
+            problem = None if response.code == 200 else f"answered HTTP {response.code}"
+        except Exception as error:  # unreachable or timed out: tornado raises these regardless
+            problem = f"failed: {error!r}"
+        if problem:
+            if not required:
+                context.log.info("auto-shutdown: Studio's app endpoint %s; using the SageMaker API", problem)
+                return None
+            raise StudioRequestFailed(f"GET sagemaker/api/apps {problem}")
         return [_from_endpoint(record) for record in json.loads(response.body)]
 
     async def _endpoint_delete(self, context: ActionContext, app_name: str) -> None:
@@ -252,13 +265,12 @@ class StopStudioApps:
     # ---- the SageMaker API ---------------------------------------------------------------
 
     async def _api_apps(self, metadata: dict[str, Any]) -> list[StudioApp]:
-        client = self._api(metadata)
         request: dict[str, Any] = {"DomainIdEquals": metadata["DomainId"]}
         if metadata.get("UserProfileName"):
             request["UserProfileNameEquals"] = metadata["UserProfileName"]
         apps: list[StudioApp] = []
         while True:
-            page = await asyncio.to_thread(client.list_apps, **request)
+            page = await self._call(metadata, "list_apps", **request)
             apps.extend(_from_api(record) for record in page.get("Apps", []))
             if not page.get("NextToken"):
                 return apps
