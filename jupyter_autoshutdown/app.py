@@ -19,9 +19,12 @@ from .actions import (
     choose_automatically,
     load_action,
 )
+from .exemptions import Exemptions
 from .handlers import route_table
-from .monitor import Monitor, MonitorOptions
+from .monitor import DailyStop, Monitor, MonitorOptions
+from .schedule import parse_stop_time, parse_zone
 from .settings import (
+    IDLE_TYPES,
     Settings,
     SettingsError,
     SettingsStore,
@@ -29,6 +32,8 @@ from .settings import (
     default_state_path,
     parse_minutes,
 )
+from .telemetry import Events
+from .utilization import UtilizationSampler, nvml_reader
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 
@@ -129,6 +134,79 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Seconds the app action may take before it counts as failed.""",
     )
+    idle_type = Enum(
+        list(IDLE_TYPES),
+        default_value="kernels_or_terminals",
+        config=True,
+        help="""What counts as activity. 'kernels_or_terminals': a kernel's own messages, a
+        terminal's input and output. 'kernel_connections': also, an open client (browser tab)
+        keeps its kernel alive. 'activity': also, any user request to the server keeps every
+        kernel and terminal alive.""",
+    )
+    warning_minutes = Float(
+        5.0,
+        config=True,
+        help="""Minutes before a kernel, terminal or the app is shut down at which a 'warning'
+        event is emitted (for front ends), at most half the timeout. 0: no warnings.""",
+    )
+    dry_run = Bool(
+        False,
+        config=True,
+        help="""Log and report (in status and as 'dry_run' events) what would be shut down, and
+        shut nothing down.""",
+    )
+    utilization_aware = Bool(
+        False,
+        config=True,
+        help="""Count CPU and GPU use of a kernel's or terminal's processes as activity, so silent
+        work (a training loop in a thread, a quiet script in a terminal) is not shut down.""",
+    )
+    cpu_threshold = Float(
+        10.0,
+        config=True,
+        help="""Percent of one CPU core, averaged over utilization_window, above which a process
+        tree counts as active.""",
+    )
+    gpu_threshold = Float(
+        10.0,
+        config=True,
+        help="""GPU (SM) utilization percent above which a process counts as active. Needs pynvml
+        or nvidia-smi; without a GPU only CPU is sampled.""",
+    )
+    utilization_window = Float(
+        60.0, config=True, help="""Seconds over which CPU use is averaged."""
+    )
+    utilization_interval = Float(
+        10.0, config=True, help="""Seconds between two CPU/GPU samples (minimum 0.1)."""
+    )
+    exempt_kernel_names = List(
+        Unicode(),
+        config=True,
+        help="""Kernel (kernelspec) names never shut down; shell-style patterns ('*gpu*').""",
+    )
+    exempt_paths = List(
+        Unicode(),
+        config=True,
+        help="""Notebook paths (relative to the server's root) whose kernels are never shut down;
+        shell-style patterns ('long-runs/*').""",
+    )
+    max_keep_alive = Float(
+        720.0,
+        config=True,
+        help="""Longest keep-alive a user may ask for, in minutes (POST autoshutdown/api/keepalive).
+        0 turns keep-alive off.""",
+    )
+    daily_stop_time = Unicode(
+        "",
+        config=True,
+        help="""A local time of day ('22:00') at which everything not busy is shut down and the app
+        action runs, whatever the idle time. Empty: no daily stop.""",
+    )
+    daily_stop_timezone = Unicode(
+        "",
+        config=True,
+        help="""IANA time zone of daily_stop_time ('Europe/Berlin'). Empty: the machine's.""",
+    )
     state_file = Unicode(
         "",
         config=True,
@@ -145,9 +223,19 @@ class AutoShutdown(ExtensionApp):
 
             raise TraitError(str(error)) from None
 
-    @validate("max_check_interval")
+    @validate("max_check_interval", "utilization_interval")
     def _validate_interval(self, proposal: Any) -> float:
         return max(0.1, float(proposal["value"]))
+
+    @validate("daily_stop_time")
+    def _validate_stop_time(self, proposal: Any) -> str:
+        try:
+            parse_stop_time(proposal["value"])
+        except SettingsError as error:
+            from traitlets import TraitError
+
+            raise TraitError(str(error)) from None
+        return proposal["value"]
 
     @validate("max_concurrent_shutdowns")
     def _validate_concurrency(self, proposal: Any) -> int:
@@ -160,6 +248,8 @@ class AutoShutdown(ExtensionApp):
             cull_busy=self.cull_busy,
             cull_connected=self.cull_connected,
             starting_timeout_minutes=self.starting_timeout,
+            idle_type=self.idle_type,
+            warning_minutes=max(0.0, self.warning_minutes),
         )
 
     def action_settings(self) -> ActionSettings:
@@ -188,6 +278,30 @@ class AutoShutdown(ExtensionApp):
             return None
         return settings.get("terminal_manager")
 
+    def _daily_stop(self) -> DailyStop | None:
+        stop = parse_stop_time(self.daily_stop_time)
+        if stop is None:
+            return None
+        try:
+            zone = parse_zone(self.daily_stop_timezone)
+        except SettingsError as error:
+            self.log.error("auto-shutdown: %s; no daily stop", error)
+            return None
+        return DailyStop(stop, zone, f"{self.daily_stop_time} {self.daily_stop_timezone or 'local time'}")
+
+    def _sampler(self) -> UtilizationSampler | None:
+        if not self.utilization_aware:
+            return None
+        gpu_reader = nvml_reader(self.log)
+        self.log.info("auto-shutdown: utilization-aware: CPU above %g%%%s over %g s counts as activity",
+                      self.cpu_threshold,
+                      f" or GPU above {self.gpu_threshold:g}%" if gpu_reader else " (no GPU found)",
+                      self.utilization_window)
+        return UtilizationSampler(
+            cpu_threshold_percent=self.cpu_threshold, gpu_threshold_percent=self.gpu_threshold,
+            window_seconds=self.utilization_window, gpu_reader=gpu_reader,
+        )
+
     def initialize_settings(self) -> None:
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
         self.store = SettingsStore(
@@ -202,9 +316,15 @@ class AutoShutdown(ExtensionApp):
                 max_concurrent_shutdowns=self.max_concurrent_shutdowns,
                 shutdown_timeout_seconds=self.shutdown_timeout,
                 app_action_timeout_seconds=self.app_action_timeout,
+                dry_run=self.dry_run,
+                daily_stop=self._daily_stop(),
+                utilization_interval_seconds=self.utilization_interval,
             ),
             log=self.log,
             terminal_manager=self._terminal_manager,
+            exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths),
+            sampler=self._sampler(),
+            events=Events(self.serverapp, self.log),
         )
         self.store.on_change(lambda _settings: self.monitor.wake())
 

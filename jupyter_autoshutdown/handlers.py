@@ -7,7 +7,7 @@ activity, so polling `status` never keeps a server alive.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
@@ -15,7 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from .observe import K_ID, KernelInfo
-from .settings import SettingsError
+from .settings import SettingsError, parse_minutes
 
 if TYPE_CHECKING:
     from .app import AutoShutdown
@@ -28,6 +28,7 @@ MAX_BODY_BYTES = 64 * 1024
 SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
 SETTINGS_ROUTE = "autoshutdown/api/settings"
 STATUS_ROUTE = "autoshutdown/api/status"
+KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
 
 
 def _reject_constant(name: str) -> Any:
@@ -91,7 +92,22 @@ class AutoShutdownHandler(APIHandler):
             "state_file": str(extension.store.state_file.path)
             if extension.store.state_file
             else None,
+            "idle_type": settings.idle_type,
+            "warning_minutes": settings.warning_minutes,
+            "warning_seconds": settings.warning_seconds,
+            "dry_run": extension.monitor.options.dry_run,
+            "utilization_aware": extension.monitor.sampler is not None,
+            "daily_stop_time": extension.daily_stop_time or None,
+            "daily_stop_timezone": extension.daily_stop_timezone or None,
+            "max_keep_alive_minutes": extension.max_keep_alive,
         }
+
+    def keep_alive_model(self) -> dict[str, Any]:
+        monitor = self.extension.monitor
+        until = monitor.keep_alive_until
+        if until is not None and until <= monitor.clock():
+            until = None
+        return {"keep_alive_until": _iso(until), "max_minutes": self.extension.max_keep_alive}
 
 
 class IdleCheckerHandler(AutoShutdownHandler):
@@ -148,6 +164,43 @@ class SettingsHandler(AutoShutdownHandler):
         self.finish(json.dumps({**self.settings_model(), "persisted": persisted}))
 
 
+class KeepAliveHandler(AutoShutdownHandler):
+    """Postpone every shutdown: "I am away for 3 hours, keep my state"."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps(self.keep_alive_model()))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_object_body()
+        unknown = sorted(set(body) - {"minutes"})
+        if unknown or "minutes" not in body:
+            raise web.HTTPError(400, "expected {\"minutes\": <number>}: how long to keep everything")
+        limit = self.extension.max_keep_alive
+        try:
+            minutes = parse_minutes("minutes", body["minutes"])
+        except SettingsError as error:
+            raise web.HTTPError(400, str(error)) from None
+        if limit <= 0:
+            raise web.HTTPError(400, "keep-alive is turned off on this server (max_keep_alive is 0)")
+        if minutes > limit:
+            raise web.HTTPError(400, f"minutes must be at most {limit:g} (max_keep_alive)")
+        if minutes == 0:
+            self.extension.monitor.cancel_keep_alive()
+        else:
+            self.extension.monitor.keep_alive(minutes * 60)
+        self.finish(json.dumps(self.keep_alive_model()))
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        self.extension.monitor.cancel_keep_alive()
+        self.finish(json.dumps(self.keep_alive_model()))
+
+
 class StatusHandler(AutoShutdownHandler):
     @web.authenticated
     @authorized
@@ -157,15 +210,27 @@ class StatusHandler(AutoShutdownHandler):
         snapshot, plan = monitor.explain(now)
         by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}
 
-        def timing(verdict: Verdict) -> dict[str, Any]:
+        warning = timedelta(seconds=self.extension.store.current.warning_seconds)
+        usage_by_key = monitor.sampler.usage if monitor.sampler is not None else {}
+
+        def timing(verdict: Verdict, key: str) -> dict[str, Any]:
             failure = monitor.failure_of(verdict.kind, verdict.id)
+            usage = usage_by_key.get(key)
             return {
                 "idle_seconds": _round(verdict.idle_seconds),
                 "seconds_until_shutdown": _seconds_until(verdict.deadline, now),
                 "shutdown_at": _iso(verdict.deadline),
+                "warning_at": _iso(verdict.deadline - warning)
+                if verdict.deadline is not None and warning else None,
                 "reason": verdict.reason,
                 "failed_attempts": failure.attempts if failure else 0,
                 "retry_at": _iso(failure.retry_at) if failure else None,
+                "usage": None if usage is None else {
+                    "cpu_percent": round(usage.cpu_percent, 1),
+                    "gpu_percent": None if usage.gpu_percent is None else round(usage.gpu_percent, 1),
+                    "processes": usage.processes,
+                    "summary": usage.describe(),
+                },
             }
 
         kernels = []
@@ -177,9 +242,10 @@ class StatusHandler(AutoShutdownHandler):
                 "execution_state": kernel.execution_state,
                 "connections": kernel.connections,
                 "last_activity": _iso(kernel.last_activity),
-                **timing(verdict),
+                "exempt": verdict.id in snapshot.exempt,
+                **timing(verdict, verdict.id),
             })
-        terminals = [{"name": verdict.id, **timing(verdict)} for verdict in plan.terminals]
+        terminals = [{"name": verdict.id, **timing(verdict, "t:" + verdict.id)} for verdict in plan.terminals]
         last_check = monitor.last_check
         app_failure = monitor.failure_of("app", "")
         self.finish(json.dumps({
@@ -194,6 +260,10 @@ class StatusHandler(AutoShutdownHandler):
             "errors": list(monitor.errors),
             "persist_error": self.extension.store.last_persist_error,
             "settings": self.settings_model(),
+            "dry_run": monitor.options.dry_run,
+            "dry_run_reports": list(monitor.dry_run_reports),
+            "keep_alive_until": self.keep_alive_model()["keep_alive_until"],
+            "next_daily_stop": _iso(snapshot.stop_next),
             "kernels": kernels,
             "terminals": terminals,
             "app": {
@@ -216,4 +286,5 @@ def route_table() -> list[tuple[str, type[APIHandler]]]:
         (SAGEMAKER_ROUTE, IdleCheckerHandler),
         (SETTINGS_ROUTE, SettingsHandler),
         (STATUS_ROUTE, StatusHandler),
+        (KEEPALIVE_ROUTE, KeepAliveHandler),
     ]

@@ -16,13 +16,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import time as dt_time
 from typing import Any, Callable
 
 from .actions import ActionContext, ActionDeferred, AppAction
+from .exemptions import Exemptions
 from .observe import (
     K_ID,
     K_NAME,
@@ -49,7 +53,10 @@ from .policy import (
     kernel_verdict,
     terminal_verdict,
 )
+from .schedule import stops_around
 from .settings import SettingsStore
+from .telemetry import FAILURES, LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, SHUTDOWNS, WARNINGS, Events, cause_of
+from .utilization import UtilizationSampler
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
@@ -65,11 +72,22 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
+class DailyStop:
+    time: dt_time
+    zone: tzinfo
+    label: str
+
+
+@dataclass(frozen=True)
 class MonitorOptions:
     max_check_interval_seconds: float = 60.0
     max_concurrent_shutdowns: int = 8
     shutdown_timeout_seconds: float = 60.0
     app_action_timeout_seconds: float = 300.0
+    #: Log and report what would be shut down; shut nothing down.
+    dry_run: bool = False
+    daily_stop: DailyStop | None = None
+    utilization_interval_seconds: float = 10.0
 
 
 @dataclass
@@ -89,6 +107,9 @@ class Monitor:
         log: logging.Logger,
         terminal_manager: Callable[[], Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        exemptions: Exemptions | None = None,
+        sampler: UtilizationSampler | None = None,
+        events: Events | None = None,
     ) -> None:
         self.serverapp = serverapp
         self.store = store
@@ -110,6 +131,18 @@ class Monitor:
         #: Kernels on a Kernel or Enterprise Gateway: their records are refreshed before reading.
         self._remote_kernels = is_remote(serverapp.kernel_manager)
         self._remote_refresh_error: str | None = None
+        self.exemptions = exemptions
+        self.sampler = sampler
+        self.events = events
+        self._exempt: dict[str, str] = {}
+        #: A user's keep-alive: nothing is shut down before this time.
+        self.keep_alive_until: datetime | None = None
+        #: (kind, id) -> the deadline last warned about, so each warning is emitted once.
+        self._warned: dict[tuple[str, str], datetime] = {}
+        #: (kind, id) -> when a dry run reports it again if it is still due.
+        self._dry_run_until: dict[tuple[str, str], datetime] = {}
+        self.dry_run_reports: collections.deque[dict[str, str]] = collections.deque(maxlen=KEPT_ERRORS)
+        self._sampler_task: asyncio.Task[None] | None = None
 
         self._empty_since: datetime | None = None
         # When we first saw a resource that reports no activity time: its idle clock starts there.
@@ -129,14 +162,65 @@ class Monitor:
             self._wake = asyncio.Event()
             self._semaphore = asyncio.Semaphore(max(1, self.options.max_concurrent_shutdowns))
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
+        if self.sampler is not None and (self._sampler_task is None or self._sampler_task.done()):
+            self._sampler_task = asyncio.create_task(
+                self._sample_loop(), name="jupyter_autoshutdown.utilization"
+            )
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        tasks = [task for task in (self._task, self._sampler_task) if task is not None]
+        self._task = self._sampler_task = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ---- keep-alive ------------------------------------------------------------------------
+
+    def keep_alive(self, seconds: float) -> datetime:
+        """Postpone every shutdown until `seconds` from now (the caller bounds `seconds`)."""
+        self.keep_alive_until = self.clock() + timedelta(seconds=seconds)
+        self.log.info("auto-shutdown: kept alive until %s", self.keep_alive_until.isoformat())
+        self.wake()
+        return self.keep_alive_until
+
+    def cancel_keep_alive(self) -> None:
+        if self.keep_alive_until is not None:
+            self.log.info("auto-shutdown: keep-alive cancelled")
+        self.keep_alive_until = None
+        self.wake()
+
+    # ---- utilization -----------------------------------------------------------------------
+
+    def _process_ids(self) -> dict[str, int]:
+        """Kernel id or "t:<name>" -> the pid at the root of its process tree (local ones only)."""
+        pids: dict[str, int] = {}
+        kernel_table = getattr(self.serverapp.kernel_manager, "_kernels", None) or {}
+        for kernel_id, kernel in list(kernel_table.items()):
+            pid = getattr(getattr(kernel, "provisioner", None), "pid", None)
+            if isinstance(pid, int):
+                pids[kernel_id] = pid
+        terminal_manager = self._terminal_manager()
+        if terminal_manager is not None:
+            for name, terminal in list(terminal_manager.terminals.items()):
+                pid = getattr(getattr(terminal, "ptyproc", None), "pid", None)
+                if isinstance(pid, int):
+                    pids["t:" + name] = pid
+        return pids
+
+    async def _sample_loop(self) -> None:
+        assert self.sampler is not None
+        while True:
+            try:
+                await asyncio.to_thread(
+                    self.sampler.sample, self._process_ids(), self.clock(), time.monotonic()
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # sampling failing must never stop the checker
+                self._record_error(f"sampling CPU/GPU use failed: {error!r}")
+            await asyncio.sleep(self.options.utilization_interval_seconds)
 
     @property
     def running(self) -> bool:
@@ -175,8 +259,12 @@ class Monitor:
         if settings.enabled:
             delay = min(delay, settings.idle_timeout_seconds)
         wake_times = [failure.retry_at for failure in self._failures.values()]
-        if self.last_plan is not None and self.last_plan.next_deadline is not None:
-            wake_times.append(self.last_plan.next_deadline)
+        wake_times.extend(self._dry_run_until.values())
+        if self.last_plan is not None:
+            if self.last_plan.next_deadline is not None:
+                wake_times.append(self.last_plan.next_deadline)
+            if self.last_plan.next_warning is not None:
+                wake_times.append(self.last_plan.next_warning)
         for wake_at in wake_times:
             delay = min(delay, (wake_at - now).total_seconds())
         return max(MIN_SLEEP_SECONDS, delay)
@@ -196,13 +284,32 @@ class Monitor:
         last_activity, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.started_at
         )
-        if self._first_seen or self._failures:
+        if self._first_seen or self._failures or self._warned or self._dry_run_until:
             self._forget_gone(kernels, terminals)
-        return Snapshot(
+        return self._with_signals(Snapshot(
             kernels=tuple(kernels),
             terminals=tuple(terminals),
             server_last_activity=last_activity,
             errors=tuple(kernel_errors + terminal_errors + activity_errors),
+        ), now)
+
+    def _with_signals(self, snapshot: Snapshot, now: datetime) -> Snapshot:
+        """Add what moves deadlines besides activity: CPU/GPU use, exemptions, schedule, keep-alive."""
+        keep_alive = self.keep_alive_until
+        if keep_alive is not None and keep_alive <= now:
+            keep_alive = self.keep_alive_until = None
+        stop_last = stop_next = None
+        daily_stop = self.options.daily_stop
+        if daily_stop is not None:
+            stop_last, stop_next = stops_around(daily_stop.time, daily_stop.zone, now)
+        return dataclasses.replace(
+            snapshot,
+            active_at=self.sampler.active_at if self.sampler is not None else {},
+            exempt=self._exempt,
+            stop_last=stop_last,
+            stop_next=stop_next,
+            stop_label=daily_stop.label if daily_stop is not None else "",
+            keep_alive_until=keep_alive,
         )
 
     def _forget_gone(self, kernels: list[KernelInfo], terminals: list[TerminalInfo]) -> None:
@@ -212,8 +319,9 @@ class Monitor:
         live_keys = {("kernel", kernel[K_ID]) for kernel in kernels}
         live_keys |= {("terminal", term[T_NAME]) for term in terminals}
         live_keys.add(("app", ""))
-        for gone in self._failures.keys() - live_keys:
-            del self._failures[gone]
+        for table in (self._failures, self._warned, self._dry_run_until):
+            for gone in table.keys() - live_keys:
+                del table[gone]
 
     def _first_seen_at(self, key: str) -> datetime:
         return self._first_seen.setdefault(key, self.clock())
@@ -238,6 +346,8 @@ class Monitor:
         self._wake.clear()
         if self._remote_kernels:
             await self._refresh_remote_kernels()
+        if self.exemptions is not None:
+            await self._read_exemptions()
         now = self.clock()
         snapshot = self.snapshot(now)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
@@ -247,16 +357,52 @@ class Monitor:
         for message in snapshot.errors:
             self._record_error(message)
         # Decided after _empty_since is updated: the app's idle period may start at this pass.
-        plan = decide(snapshot, self.store.current, now, self.app_state())
+        settings = self.store.current
+        plan = decide(snapshot, settings, now, self.app_state())
         self.last_plan = plan
         self.log.debug(
             "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
             self.count + 1, len(snapshot.kernels), len(snapshot.terminals), plan.next_deadline,
         )
+        self._warn(plan)
         acted = await self._execute(plan, now)
         self.count += 1
         self.last_check = now
+        PASSES.inc()
+        LAST_CHECK.set(now.timestamp())
+        upcoming = [d for d in (plan.next_deadline, plan.app.deadline) if d is not None and d > now]
+        SECONDS_UNTIL_NEXT.set((min(upcoming) - now).total_seconds() if upcoming else -1)
         return acted
+
+    async def _read_exemptions(self) -> None:
+        assert self.exemptions is not None
+        kernels, _ = read_kernels(self.serverapp.kernel_manager)
+        try:
+            self._exempt = await self.exemptions.read(self.serverapp, kernels)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # Keep the last known exemptions: forgetting them could shut down an exempt kernel.
+            self._record_error(f"reading exemptions failed: {error!r}")
+
+    def _warn(self, plan: Plan) -> None:
+        """Emit one warning per scheduled shutdown that is now within the warning time."""
+        for verdict in plan.warnings:
+            key = (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+            if self._warned.get(key) == verdict.deadline:
+                continue
+            self._warned[key] = verdict.deadline
+            assert verdict.deadline is not None
+            seconds = max(0.0, (verdict.deadline - self.clock()).total_seconds())
+            what = f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
+            message = f"{what} will be shut down in {seconds:.0f} s unless there is activity"
+            if verdict.kind == "app":
+                message = f"{what} runs in {seconds:.0f} s unless there is activity"
+            self.log.info("auto-shutdown: warning: %s (%s)", message, verdict.reason)
+            WARNINGS.labels(verdict.kind).inc()
+            if self.events is not None:
+                self.events.emit("warning", verdict.kind, verdict.id, message, reason=verdict.reason,
+                                 idle_seconds=verdict.idle_seconds, shutdown_at=verdict.deadline)
 
     async def _refresh_remote_kernels(self) -> None:
         try:
@@ -273,6 +419,9 @@ class Monitor:
             self._remote_refresh_error = None
 
     async def _execute(self, plan: Plan, now: datetime) -> bool:
+        if self.options.dry_run:
+            self._report_dry_run(plan, now)
+            return False
         jobs: list[Awaitable[bool]] = []
         for verdict in plan.kernels_to_cull:
             if self._ready(("kernel", verdict.id), now):
@@ -288,6 +437,27 @@ class Monitor:
             return False
         results = await asyncio.gather(*jobs)
         return any(results)
+
+    def _report_dry_run(self, plan: Plan, now: datetime) -> None:
+        """Log and report what would be shut down; report each again after another timeout."""
+        again = now + timedelta(seconds=max(1.0, self.store.current.idle_timeout_seconds))
+        due = [*plan.kernels_to_cull, *plan.terminals_to_cull]
+        if plan.app.due:
+            due.append(Verdict("app", self.action.name, plan.app.idle_seconds, plan.app.deadline, True,
+                               plan.app.reason))
+        for verdict in due:
+            key = (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+            if now < self._dry_run_until.get(key, now):
+                continue
+            self._dry_run_until[key] = again
+            what = f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
+            message = f"dry run: would {'run' if verdict.kind == 'app' else 'shut down'} {what}"
+            self.log.info("auto-shutdown: %s (%s)", message, verdict.reason)
+            self.dry_run_reports.append({"time": now.isoformat(), "kind": verdict.kind,
+                                         "target": verdict.id, "reason": verdict.reason})
+            if self.events is not None:
+                self.events.emit("dry_run", verdict.kind, verdict.id, message, reason=verdict.reason,
+                                 idle_seconds=verdict.idle_seconds)
 
     def failure_of(self, kind: str, ident: str) -> Failure | None:
         """The pending retry of a kernel, terminal or (kind "app") the app action, if any."""
@@ -321,6 +491,10 @@ class Monitor:
             message = f"{target} failed ({error_text}); retrying in {backoff:g} s"
             self.log.warning("auto-shutdown: %s", message)
             self._record_error(message)
+            FAILURES.labels(kind).inc()
+            if self.events is not None:
+                self.events.emit("failure", kind, ident or self.action.name, message,
+                                 retry_at=self._failures[key].retry_at)
             return False
         self._failures.pop(key, None)
         return done
@@ -336,7 +510,8 @@ class Monitor:
             fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at)
             if fresh is None:
                 return False  # already gone
-            verdict = kernel_verdict(fresh, self.store.current, self.clock())
+            now = self.clock()
+            verdict = kernel_verdict(fresh, self.store.current, now, self._signals_now(now))
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
                 return False
@@ -349,6 +524,7 @@ class Monitor:
                 kernel_manager.shutdown_kernel(planned.id),
                 timeout=self.options.shutdown_timeout_seconds,
             )
+            self._record_shutdown(verdict, f"kernel {planned.id} ({fresh[K_NAME]}) shut down")
             return True
 
     async def _terminate_terminal(self, planned: Verdict) -> bool:
@@ -360,7 +536,9 @@ class Monitor:
             if fresh is None:
                 return False
             kernels_remain = bool(self.serverapp.kernel_manager.list_kernel_ids())
-            verdict = terminal_verdict(fresh, self.store.current, self.clock(), kernels_remain)
+            now = self.clock()
+            verdict = terminal_verdict(fresh, self.store.current, now, kernels_remain,
+                                       self._signals_now(now))
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
                 return False
@@ -372,7 +550,19 @@ class Monitor:
                 terminal_manager.terminate(planned.id, force=True),
                 timeout=self.options.shutdown_timeout_seconds,
             )
+            self._record_shutdown(verdict, f"terminal {planned.id} removed")
             return True
+
+    def _signals_now(self, now: datetime) -> Snapshot:
+        """The signals in force right now (for re-checks), on an empty snapshot."""
+        last_activity, _ = read_server_last_activity(self.serverapp.web_app, self.started_at)
+        return self._with_signals(Snapshot((), (), last_activity), now)
+
+    def _record_shutdown(self, verdict: Verdict, message: str) -> None:
+        SHUTDOWNS.labels(verdict.kind, cause_of(verdict.reason)).inc()
+        if self.events is not None:
+            self.events.emit("culled", verdict.kind, verdict.id, message, reason=verdict.reason,
+                             idle_seconds=verdict.idle_seconds)
 
     async def _run_app_action(self) -> bool:
         if self._app_action_running:
@@ -402,6 +592,10 @@ class Monitor:
             self.last_action_result = str(result)
             self.last_action_error = None
             self.log.info("auto-shutdown: app action '%s': %s", self.action.name, result)
+            SHUTDOWNS.labels("app", cause_of(plan.app.reason)).inc()
+            if self.events is not None:
+                self.events.emit("app_action", "app", self.action.name, str(result),
+                                 reason=plan.app.reason, idle_seconds=plan.app.idle_seconds)
             return True
         except ActionDeferred as deferral:
             self.app_fired_at = None  # it runs again at the time it named (see _guarded)

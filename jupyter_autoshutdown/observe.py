@@ -6,7 +6,8 @@ the failures come back as strings for `status`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -64,6 +65,18 @@ class Snapshot:
     #: The latest activity the server knows of (user HTTP requests, kernel and terminal traffic).
     server_last_activity: datetime
     errors: tuple[str, ...] = ()
+    #: Last time a resource's processes used CPU or GPU above the threshold (key: kernel id or
+    #: "t:<terminal name>"); empty unless utilization-aware idleness is on.
+    active_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: Kernels that are never shut down, with the reason in words.
+    exempt: Mapping[str, str] = field(default_factory=dict)
+    #: The latest daily stop time at or before now, and the next one; None without a daily stop.
+    stop_last: datetime | None = None
+    stop_next: datetime | None = None
+    #: The daily stop time in words, e.g. "22:00 Europe/Berlin".
+    stop_label: str = ""
+    #: A user's keep-alive: nothing is shut down before this time.
+    keep_alive_until: datetime | None = None
 
 
 #: Supplies an activity time for a resource that reports none (key: kernel id or "t:<name>").

@@ -27,6 +27,7 @@ and when to wake next (a pass over thousands of kernels allocates almost nothing
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -82,6 +83,10 @@ class Plan(NamedTuple):
     app: AppVerdict
     #: The earliest deadline still in the future; None when nothing is scheduled.
     next_deadline: datetime | None
+    #: Scheduled shutdowns close enough to warn about (within `warning_seconds`).
+    warnings: tuple[Verdict, ...] = ()
+    #: The earliest future moment a warning becomes due; None when none is.
+    next_warning: datetime | None = None
 
 
 class Explanation(NamedTuple):
@@ -98,9 +103,15 @@ class _Limits(NamedTuple):
 
     timeout: timedelta
     starting: timedelta
+    warning: timedelta
     idle_reason: dict
     starting_reason: str
     terminal_reason: str
+    utilization_reason: str
+    activity_reason: str
+    #: Open connections keep a kernel alive (cull_connected off, or idle_type kernel_connections).
+    connections_keep_alive: bool
+    connections_reason: str
 
 
 @lru_cache(maxsize=8)
@@ -109,15 +120,66 @@ def _limits(settings: Settings) -> _Limits:
     starting_seconds = timeout_seconds
     if settings.starting_timeout_seconds > 0:
         starting_seconds = min(timeout_seconds, settings.starting_timeout_seconds)
+    by_connections = settings.idle_type == "kernel_connections"
     return _Limits(
         timeout=timedelta(seconds=timeout_seconds),
         starting=timedelta(seconds=starting_seconds),
+        warning=timedelta(seconds=settings.warning_seconds),
         idle_reason={},
         starting_reason=f"still starting, no code has run: shut down after {starting_seconds:g} s",
         terminal_reason=(
             f"no kernels remain: removed after {timeout_seconds:g} s without input or output"
         ),
+        utilization_reason=(
+            f"its processes used CPU or GPU recently, which counts as activity: shut down after "
+            f"{timeout_seconds:g} s without it"
+        ),
+        activity_reason=(
+            f"idle_type 'activity': user activity on the server keeps it; shut down after "
+            f"{timeout_seconds:g} s without any"
+        ),
+        connections_keep_alive=by_connections or not settings.cull_connected,
+        connections_reason=(
+            "open connection(s) keep it alive (idle_type kernel_connections)" if by_connections
+            else "open connection(s) keep it alive (cull_connected is off)"
+        ),
     )
+
+
+class _Signals(NamedTuple):
+    """What else than a record's own activity time moves its deadline; built once per snapshot."""
+
+    #: True when none of the below applies: the fast path.
+    plain: bool
+    active_at: Mapping[str, datetime] | None
+    exempt: Mapping[str, str] | None
+    #: The server's last activity, when it counts for every resource (idle_type "activity").
+    server_activity: datetime | None
+    stop_last: datetime | None
+    stop_next: datetime | None
+    stop_reason: str
+    keep_alive_until: datetime | None
+    keep_alive_reason: str
+
+
+def _signals(snapshot: Snapshot, settings: Settings) -> _Signals:
+    server_activity = snapshot.server_last_activity if settings.idle_type == "activity" else None
+    keep = snapshot.keep_alive_until
+    plain = not (snapshot.active_at or snapshot.exempt or server_activity or snapshot.stop_next or keep)
+    return _Signals(
+        plain=plain,
+        active_at=snapshot.active_at or None,
+        exempt=snapshot.exempt or None,
+        server_activity=server_activity,
+        stop_last=snapshot.stop_last,
+        stop_next=snapshot.stop_next,
+        stop_reason=f"the daily stop time ({snapshot.stop_label}) came first" if snapshot.stop_next else "",
+        keep_alive_until=keep,
+        keep_alive_reason=f"kept alive by a user until {keep.isoformat()}" if keep else "",
+    )
+
+
+_PLAIN = _Signals(True, None, None, None, None, None, "", None, "")
 
 
 OFF = "auto-shutdown is off"
@@ -128,29 +190,65 @@ KERNELS_REMAIN = "kept while kernels remain"
 INCOMPLETE = "not every kernel and terminal could be read: waiting"
 
 
-def _kernel_rule(kernel: KernelInfo, settings: Settings, limits: _Limits) -> tuple[datetime | None, str]:
+def _with_signals(
+    key: str, last: datetime, deadline: datetime, reason: str, sig: _Signals, limits: _Limits
+) -> tuple[datetime, str]:
+    """Move a deadline for CPU/GPU use, server activity, the daily stop and a keep-alive."""
+    latest = last
+    if sig.active_at is not None:
+        used = sig.active_at.get(key)
+        if used is not None and used > latest:
+            latest = used
+            if used + limits.timeout > deadline:
+                deadline, reason = used + limits.timeout, limits.utilization_reason
+    if sig.server_activity is not None and sig.server_activity > latest:
+        latest = sig.server_activity
+        if latest + limits.timeout > deadline:
+            deadline, reason = latest + limits.timeout, limits.activity_reason
+    if sig.stop_next is not None:
+        # The first daily stop after the last activity: one already passed, or the next one.
+        stop = sig.stop_last if sig.stop_last is not None and latest < sig.stop_last else sig.stop_next
+        if stop < deadline:
+            deadline, reason = stop, sig.stop_reason
+    if sig.keep_alive_until is not None and deadline < sig.keep_alive_until:
+        deadline, reason = sig.keep_alive_until, sig.keep_alive_reason
+    return deadline, reason
+
+
+def _kernel_rule(
+    kernel: KernelInfo, settings: Settings, limits: _Limits, sig: _Signals = _PLAIN
+) -> tuple[datetime | None, str]:
     """(deadline or None, reason) for one kernel; auto-shutdown must be on (callers check)."""
     last_activity = kernel[K_LAST_ACTIVITY]
     if last_activity is None:
         return None, NO_TIME
+    if sig.exempt is not None:
+        exempt_reason = sig.exempt.get(kernel[K_ID])
+        if exempt_reason is not None:
+            return None, exempt_reason
     state = kernel[K_STATE]
     if state == "busy" and not settings.cull_busy:
         return None, BUSY
     connections = kernel[K_CONNECTIONS]
-    if connections and not settings.cull_connected:
-        return None, f"{connections} open connection(s) keep it alive (cull_connected is off)"
+    if connections and limits.connections_keep_alive:
+        return None, f"{connections} {limits.connections_reason}"
     if state == "starting":
-        return last_activity + limits.starting, limits.starting_reason
-    reason = limits.idle_reason.get(state)
-    if reason is None:
-        reason = limits.idle_reason.setdefault(
-            state, f"{state}: shut down after {limits.timeout.total_seconds():g} s without activity"
-        )
-    return last_activity + limits.timeout, reason
+        deadline, reason = last_activity + limits.starting, limits.starting_reason
+    else:
+        reason = limits.idle_reason.get(state)
+        if reason is None:
+            reason = limits.idle_reason.setdefault(
+                state, f"{state}: shut down after {limits.timeout.total_seconds():g} s without activity"
+            )
+        deadline = last_activity + limits.timeout
+    if sig.plain:
+        return deadline, reason
+    return _with_signals(kernel[K_ID], last_activity, deadline, reason, sig, limits)
 
 
 def _terminal_rule(
-    terminal: TerminalInfo, settings: Settings, limits: _Limits, kernels_remain: bool
+    terminal: TerminalInfo, settings: Settings, limits: _Limits, kernels_remain: bool,
+    sig: _Signals = _PLAIN,
 ) -> tuple[datetime | None, str]:
     if settings.keep_terminals:
         return None, KEEP_TERMINALS
@@ -159,7 +257,12 @@ def _terminal_rule(
     last_activity = terminal[T_LAST_ACTIVITY]
     if last_activity is None:
         return None, NO_TIME
-    return last_activity + limits.timeout, limits.terminal_reason
+    deadline = last_activity + limits.timeout
+    if sig.plain:
+        return deadline, limits.terminal_reason
+    return _with_signals(
+        "t:" + terminal[T_NAME], last_activity, deadline, limits.terminal_reason, sig, limits
+    )
 
 
 def _idle_seconds(last_activity: datetime | None, now: datetime) -> float | None:
@@ -168,21 +271,36 @@ def _idle_seconds(last_activity: datetime | None, now: datetime) -> float | None
     return max(0.0, (now - last_activity).total_seconds())
 
 
-def kernel_verdict(kernel: KernelInfo, settings: Settings, now: datetime) -> Verdict:
+def kernel_verdict(
+    kernel: KernelInfo, settings: Settings, now: datetime, snapshot: Snapshot | None = None
+) -> Verdict:
+    """One kernel's verdict; `snapshot` supplies the signals (utilization, exemptions, ...)."""
     if not settings.enabled:
         return Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now), None, False, OFF)
-    deadline, reason = _kernel_rule(kernel, settings, _limits(settings))
+    return _kernel_verdict(kernel, settings, now, _signals(snapshot, settings) if snapshot else _PLAIN)
+
+
+def _kernel_verdict(kernel: KernelInfo, settings: Settings, now: datetime, sig: _Signals) -> Verdict:
+    deadline, reason = _kernel_rule(kernel, settings, _limits(settings), sig)
     return Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline,
                    deadline is not None and now >= deadline, reason)
 
 
 def terminal_verdict(
-    terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool
+    terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool,
+    snapshot: Snapshot | None = None,
 ) -> Verdict:
     if not settings.enabled:
         return Verdict("terminal", terminal[T_NAME], _idle_seconds(terminal[T_LAST_ACTIVITY], now), None,
                        False, OFF)
-    deadline, reason = _terminal_rule(terminal, settings, _limits(settings), kernels_remain)
+    sig = _signals(snapshot, settings) if snapshot is not None else _PLAIN
+    return _terminal_verdict(terminal, settings, now, kernels_remain, sig)
+
+
+def _terminal_verdict(
+    terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool, sig: _Signals
+) -> Verdict:
+    deadline, reason = _terminal_rule(terminal, settings, _limits(settings), kernels_remain, sig)
     return Verdict("terminal", terminal[T_NAME], _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline,
                    deadline is not None and now >= deadline, reason)
 
@@ -207,55 +325,96 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
     if app.fired_at is not None and app.fired_at >= idle_since:
         return AppVerdict(idle, None, False, f"'{app.action}' already ran; waits for new activity")
     deadline = idle_since + timedelta(seconds=settings.idle_timeout_seconds)
-    return AppVerdict(idle, deadline, now >= deadline,
-                      f"nothing left: '{app.action}' runs after "
-                      f"{settings.idle_timeout_seconds:g} s without activity")
+    reason = (f"nothing left: '{app.action}' runs after {settings.idle_timeout_seconds:g} s "
+              "without activity")
+    if snapshot.stop_next is not None or snapshot.keep_alive_until is not None:
+        sig = _signals(snapshot, settings)
+        deadline, reason = _with_signals("app", idle_since, deadline, reason,
+                                         sig._replace(active_at=None, server_activity=None),
+                                         _limits(settings))
+    return AppVerdict(idle, deadline, now >= deadline, reason)
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState) -> Plan:
-    """What to shut down now and when the next deadline is. Allocates only for what is due."""
+    """What to shut down now, what to warn about, and when to wake next.
+
+    Allocates only for what is due or in its warning window.
+    """
     if not settings.enabled:
         return Plan((), (), app_verdict(snapshot, settings, now, app), None)
     limits = _limits(settings)
+    sig = _signals(snapshot, settings)
+    warning = limits.warning
+    warn_horizon = now + warning if warning else None
     next_deadline: datetime | None = None
+    next_warning: datetime | None = None
+    warnings: list[Verdict] = []
     due_kernels = []
     for kernel in snapshot.kernels:
-        deadline, reason = _kernel_rule(kernel, settings, limits)
+        deadline, reason = _kernel_rule(kernel, settings, limits, sig)
         if deadline is None:
             continue
         if deadline <= now:
             due_kernels.append(Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now),
                                        deadline, True, reason))
-        elif next_deadline is None or deadline < next_deadline:
+            continue
+        if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
+        if warn_horizon is not None:
+            if deadline <= warn_horizon:
+                warnings.append(Verdict("kernel", kernel[K_ID],
+                                        _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline, False, reason))
+            elif next_warning is None or deadline - warning < next_warning:
+                next_warning = deadline - warning
     # An unreadable manager may hide kernels: then terminals wait as if kernels remained.
     kernels_remain = bool(snapshot.kernels or snapshot.errors)
     due_terminals = []
     for terminal in snapshot.terminals:
-        deadline, reason = _terminal_rule(terminal, settings, limits, kernels_remain)
+        deadline, reason = _terminal_rule(terminal, settings, limits, kernels_remain, sig)
         if deadline is None:
             continue
         if deadline <= now:
             due_terminals.append(Verdict("terminal", terminal[T_NAME],
                                          _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, True,
                                          reason))
-        elif next_deadline is None or deadline < next_deadline:
+            continue
+        if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
+        if warn_horizon is not None:
+            if deadline <= warn_horizon:
+                warnings.append(Verdict("terminal", terminal[T_NAME],
+                                        _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, False,
+                                        reason))
+            elif next_warning is None or deadline - warning < next_warning:
+                next_warning = deadline - warning
     app_decision = app_verdict(snapshot, settings, now, app)
-    if app_decision.deadline is not None and app_decision.deadline > now and (
-        next_deadline is None or app_decision.deadline < next_deadline
-    ):
-        next_deadline = app_decision.deadline
-    return Plan(tuple(due_kernels), tuple(due_terminals), app_decision, next_deadline)
+    app_deadline = app_decision.deadline
+    if app_deadline is not None and app_deadline > now:
+        if next_deadline is None or app_deadline < next_deadline:
+            next_deadline = app_deadline
+        if warn_horizon is not None:
+            if app_deadline <= warn_horizon:
+                warnings.append(Verdict("app", app.action, app_decision.idle_seconds, app_deadline, False,
+                                        app_decision.reason))
+            elif next_warning is None or app_deadline - warning < next_warning:
+                next_warning = app_deadline - warning
+    return Plan(tuple(due_kernels), tuple(due_terminals), app_decision, next_deadline,
+                tuple(warnings), next_warning)
 
 
 def explain(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState) -> Explanation:
     """Every resource's verdict, with its reason; consistent with `decide` by construction."""
-    kernels = tuple(kernel_verdict(kernel, settings, now) for kernel in snapshot.kernels)
-    kernels_remain = bool(snapshot.kernels or snapshot.errors)
-    terminals = tuple(
-        terminal_verdict(terminal, settings, now, kernels_remain) for terminal in snapshot.terminals
-    )
+    if not settings.enabled:
+        kernels = tuple(kernel_verdict(kernel, settings, now) for kernel in snapshot.kernels)
+        terminals = tuple(terminal_verdict(term, settings, now, False) for term in snapshot.terminals)
+    else:
+        sig = _signals(snapshot, settings)
+        kernels = tuple(_kernel_verdict(kernel, settings, now, sig) for kernel in snapshot.kernels)
+        kernels_remain = bool(snapshot.kernels or snapshot.errors)
+        terminals = tuple(
+            _terminal_verdict(terminal, settings, now, kernels_remain, sig)
+            for terminal in snapshot.terminals
+        )
     app_decision = app_verdict(snapshot, settings, now, app)
     future = [v.deadline for v in (*kernels, *terminals) if v.deadline is not None and v.deadline > now]
     if app_decision.deadline is not None and app_decision.deadline > now:

@@ -76,6 +76,14 @@ class Settings:
     cull_busy: bool = False
     cull_connected: bool = True
     starting_timeout_minutes: float = 30.0
+    #: What counts as activity: "kernels_or_terminals", "kernel_connections" or "activity".
+    idle_type: str = "kernels_or_terminals"
+    #: How long before a shutdown a warning event is emitted (at most half the timeout); 0: never.
+    warning_minutes: float = 5.0
+
+    @property
+    def warning_seconds(self) -> float:
+        return min(self.warning_minutes * 60.0, self.idle_timeout_seconds / 2)
 
     @property
     def idle_timeout_seconds(self) -> float:
@@ -116,6 +124,8 @@ class Settings:
 
 
 #: Fields a user may change at run time (REST) and that are persisted; the rest are static config.
+IDLE_TYPES = ("kernels_or_terminals", "kernel_connections", "activity")
+
 RUNTIME_FIELDS: dict[str, type] = {
     "idle_timeout_minutes": float,
     "keep_terminals": bool,

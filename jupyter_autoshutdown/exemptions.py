@@ -1,0 +1,81 @@
+"""Kernels that are never shut down: by kernel name, by notebook path, or by the user's own opt-out.
+
+A user opts a kernel out from inside it::
+
+    import jupyter_autoshutdown
+    jupyter_autoshutdown.keep_this_kernel()        # never shut this kernel down
+    jupyter_autoshutdown.keep_this_kernel(False)   # back to the usual rules
+
+That writes a marker file named after the kernel id next to the kernel's connection file (the
+server's kernel runtime directory), which the checker reads at each pass. It works for kernels
+the server runs locally; remote (gateway) kernels are exempted by name or path patterns instead.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MARKER_DIR_NAME = "jupyter_autoshutdown-keep"
+
+
+def marker_dir(connection_dir: str | os.PathLike) -> Path:
+    return Path(connection_dir) / MARKER_DIR_NAME
+
+
+def keep_this_kernel(keep: bool = True) -> str:
+    """From a notebook: exempt the kernel it runs in from auto-shutdown (or undo it)."""
+    from ipykernel.connect import get_connection_file
+
+    connection_file = Path(get_connection_file())
+    stem = connection_file.stem  # "kernel-<id>" for kernels the server starts
+    kernel_id = stem[len("kernel-"):] if stem.startswith("kernel-") else stem
+    marker = marker_dir(connection_file.parent) / kernel_id
+    if keep:
+        marker.parent.mkdir(mode=0o700, exist_ok=True)
+        marker.touch()
+        return f"auto-shutdown will not shut down this kernel ({kernel_id})"
+    marker.unlink(missing_ok=True)
+    return f"auto-shutdown rules apply to this kernel again ({kernel_id})"
+
+
+class Exemptions:
+    def __init__(self, name_patterns: Sequence[str], path_patterns: Sequence[str]) -> None:
+        self.name_patterns = tuple(name_patterns)
+        self.path_patterns = tuple(path_patterns)
+
+    async def read(self, serverapp: Any, kernels: Sequence[tuple]) -> dict[str, str]:
+        """kernel id -> why it is exempt, for the kernels in `kernels` (records: id, name, ...)."""
+        exempt: dict[str, str] = {}
+        if self.name_patterns:
+            for kernel in kernels:
+                kernel_id, name = kernel[0], kernel[1]
+                pattern = next((p for p in self.name_patterns if fnmatch.fnmatchcase(name, p)), None)
+                if pattern is not None:
+                    exempt[kernel_id] = f"exempt: kernel name '{name}' matches '{pattern}'"
+        if self.path_patterns:
+            for kernel_id, path in (await _session_paths(serverapp)).items():
+                pattern = next((p for p in self.path_patterns if fnmatch.fnmatchcase(path, p)), None)
+                if pattern is not None:
+                    exempt.setdefault(kernel_id, f"exempt: notebook '{path}' matches '{pattern}'")
+        connection_dir = getattr(serverapp.kernel_manager, "connection_dir", None)
+        if connection_dir:
+            try:
+                opted_out = os.listdir(marker_dir(connection_dir))
+            except OSError:
+                opted_out = []  # nobody opted out yet: the directory does not exist
+            for kernel_id in opted_out:
+                exempt.setdefault(kernel_id, "exempt: the user ran keep_this_kernel() in it")
+        return exempt
+
+
+async def _session_paths(serverapp: Any) -> Mapping[str, str]:
+    sessions = await serverapp.session_manager.list_sessions()
+    return {
+        session["kernel"]["id"]: session.get("path") or ""
+        for session in sessions
+        if session.get("kernel")
+    }

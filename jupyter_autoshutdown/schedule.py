@@ -1,0 +1,50 @@
+"""The daily stop time: parse "HH:MM[:SS]" in a time zone, and find the stop instants around now."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta, timezone, tzinfo
+
+from .settings import SettingsError
+
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+def parse_stop_time(value: str) -> time | None:
+    """A local time of day from "HH:MM" or "HH:MM:SS"; None for "" (no daily stop)."""
+    value = value.strip()
+    if not value:
+        return None
+    match = _TIME.match(value)
+    if not match:
+        raise SettingsError(f"daily_stop_time must look like 22:00 or 22:00:30, got {value!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return time(hours, minutes, seconds)
+
+
+def parse_zone(name: str) -> tzinfo:
+    """An IANA time zone ("Europe/Berlin"); "" is the machine's local time zone."""
+    if not name:
+        local = datetime.now().astimezone().tzinfo
+        return local or timezone.utc
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception as error:  # ZoneInfoNotFoundError, ValueError for malformed keys
+        raise SettingsError(f"unknown time zone {name!r}: {error}") from None
+
+
+def stops_around(stop: time, zone: tzinfo, now: datetime) -> tuple[datetime, datetime]:
+    """(the latest stop instant at or before `now`, the first one after it), both in UTC.
+
+    Computed on local calendar days, so a stop at 22:00 stays at 22:00 across DST changes.
+    """
+    local_now = now.astimezone(zone)
+    candidates = []
+    for day_offset in (-1, 0, 1):
+        day = local_now.date() + timedelta(days=day_offset)
+        candidates.append(datetime.combine(day, stop, tzinfo=zone).astimezone(timezone.utc))
+    last = max(instant for instant in candidates if instant <= now)
+    following = min(instant for instant in candidates if instant > now)
+    return last, following
