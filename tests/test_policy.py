@@ -35,13 +35,34 @@ settings_strategy = st.builds(
     cull_busy=st.booleans(),
     cull_connected=st.booleans(),
     starting_timeout_minutes=st.sampled_from([0.0, 0.05, 30.0]),
+    idle_type=st.sampled_from(["kernels_or_terminals", "kernel_connections", "activity"]),
+    warning_minutes=st.sampled_from([0.0, 0.5, 5.0]),
 )
-snapshots = st.builds(
-    Snapshot,
-    kernels=st.lists(kernels, max_size=6, unique_by=lambda k: k.id).map(tuple),
-    terminals=st.lists(terminals, max_size=4, unique_by=lambda t: t.name).map(tuple),
-    server_last_activity=offsets.map(lambda s: NOW - timedelta(seconds=abs(s))),
-)
+past = offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))
+
+
+@st.composite
+def snapshots(draw):
+    """Snapshots with every signal: CPU/GPU activity, exemptions, a daily stop, a keep-alive."""
+    kernel_list = draw(st.lists(kernels, max_size=6, unique_by=lambda k: k.id).map(tuple))
+    terminal_list = draw(st.lists(terminals, max_size=4, unique_by=lambda t: t.name).map(tuple))
+    keys = [k.id for k in kernel_list] + ["t:" + t.name for t in terminal_list]
+    active_at = {key: draw(past) for key in keys if draw(st.booleans())} if draw(st.booleans()) else {}
+    exempt = {k.id: "exempt: test" for k in kernel_list if draw(st.booleans())} if draw(
+        st.booleans()) else {}
+    stop_last = stop_next = None
+    if draw(st.booleans()):
+        stop_last = NOW - timedelta(seconds=draw(st.floats(min_value=0, max_value=86399)))
+        stop_next = stop_last + timedelta(days=1)
+    keep_alive = draw(st.one_of(st.none(), offsets.map(lambda s: NOW + timedelta(seconds=s))))
+    return Snapshot(
+        kernels=kernel_list, terminals=terminal_list, server_last_activity=draw(past),
+        active_at=active_at, exempt=exempt, stop_last=stop_last, stop_next=stop_next,
+        stop_label="22:00 UTC" if stop_next else "", keep_alive_until=keep_alive,
+    )
+
+
+snapshots = snapshots()
 app_states = st.builds(
     AppState,
     action=st.sampled_from(["none", "server"]),
@@ -58,16 +79,38 @@ def test_invariants_of_every_plan(snapshot, settings, app):
     if not settings.enabled:
         assert not plan.kernels_to_cull and not plan.terminals_to_cull and not plan.app.due
         assert plan.next_deadline is None
+    shortest = timedelta(seconds=min(
+        settings.idle_timeout_seconds, settings.starting_timeout_seconds or settings.idle_timeout_seconds
+    ))
+    keep_alive = snapshot.keep_alive_until
+    for verdict in (*plan.kernels_to_cull, *plan.terminals_to_cull):
+        # A keep-alive holds everything until it ends.
+        assert keep_alive is None or keep_alive <= NOW
+        key = verdict.id if verdict.kind == "kernel" else "t:" + verdict.id
+        record = by_id[verdict.id] if verdict.kind == "kernel" else next(
+            t for t in snapshot.terminals if t.name == verdict.id)
+        latest = max(
+            [record.last_activity, snapshot.active_at.get(key, record.last_activity)]
+            + ([snapshot.server_last_activity] if settings.idle_type == "activity" else [])
+        )
+        # Idle for the timeout since its latest activity of any kind, or a daily stop came since.
+        assert NOW - latest >= shortest or (
+            snapshot.stop_last is not None and latest < snapshot.stop_last
+        ), (verdict, latest)
     for verdict in plan.kernels_to_cull:
         kernel = by_id[verdict.id]
         # Never lose work: a busy kernel is culled only when cull_busy says so.
         assert kernel.execution_state != "busy" or settings.cull_busy
-        assert kernel.connections == 0 or settings.cull_connected
+        assert kernel.connections == 0 or (
+            settings.cull_connected and settings.idle_type != "kernel_connections"
+        )
         assert kernel.last_activity is not None
-        assert NOW - kernel.last_activity >= timedelta(seconds=min(
-            settings.idle_timeout_seconds,
-            settings.starting_timeout_seconds or settings.idle_timeout_seconds,
-        ))
+        assert verdict.id not in snapshot.exempt
+    warning = timedelta(seconds=settings.warning_seconds)
+    for verdict in plan.warnings:
+        assert not verdict.due and NOW < verdict.deadline <= NOW + warning
+    if plan.next_warning is not None:
+        assert plan.next_warning > NOW
     if plan.terminals_to_cull:
         assert not snapshot.kernels and not settings.keep_terminals
     if plan.app.due:
