@@ -342,16 +342,20 @@ class AutoShutdown(ExtensionApp):
             event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
         self.monitor.start()
         settings = self.store.current
+        daily_stop = self.monitor.options.daily_stop
         self.log.info(
             "auto-shutdown: active: idle_timeout %g min%s, keep_terminals %s, cull_busy %s, "
-            "cull_connected %s, app action '%s', state file %s",
+            "cull_connected %s, idle_type %s, app action '%s', state file %s%s%s",
             settings.idle_timeout_minutes,
             "" if settings.enabled else " (off)",
             settings.keep_terminals,
             settings.cull_busy,
             settings.cull_connected,
+            settings.idle_type,
             self.monitor.action.name,
             self.store.state_file.path if self.store.state_file else None,
+            f", daily stop {daily_stop.label}" if daily_stop else "",
+            ", DRY RUN: nothing will be shut down" if self.dry_run else "",
         )
 
     async def stop_extension(self) -> None:

@@ -20,6 +20,16 @@ The app action
     the server's last activity (server start, user HTTP requests, kernel and terminal traffic)
     and the moment the last kernel or terminal went away.
 
+What else moves a deadline (each from the snapshot, all off by default)
+  - CPU or GPU use of a resource's processes above the threshold (`active_at`) counts as
+    activity; with idle_type "activity" so does the server's last user request; with idle_type
+    "kernel_connections" an open client keeps its kernel, as cull_connected off does.
+  - Exempt kernels (name or path patterns, or the user's opt-out) are never shut down.
+  - The daily stop: a resource whose latest activity came before the latest stop instant is due
+    at that instant (busy kernels stay busy-exempt); otherwise the next stop caps its deadline.
+  - A keep-alive moves every deadline, the app's included, to at least its end.
+  - Warnings: scheduled shutdowns within `warning_seconds` are listed in the plan.
+
 Two entry points share one rule per resource: ``decide`` returns only what the monitor acts on
 and when to wake next (a pass over thousands of kernels allocates almost nothing), and
 ``explain`` returns every resource's verdict with its reason in words (for ``status``).
