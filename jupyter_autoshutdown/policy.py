@@ -357,7 +357,7 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
     warning = limits.warning
     warn_horizon = now + warning if warning else None
     next_deadline: datetime | None = None
-    next_warning: datetime | None = None
+    first_beyond: datetime | None = None  # the earliest deadline not yet in its warning window
     warnings: list[Verdict] = []
     due_kernels = []
     for kernel in snapshot.kernels:
@@ -374,8 +374,8 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
             if deadline <= warn_horizon:
                 warnings.append(Verdict("kernel", kernel[K_ID],
                                         _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline, False, reason))
-            elif next_warning is None or deadline - warning < next_warning:
-                next_warning = deadline - warning
+            elif first_beyond is None or deadline < first_beyond:
+                first_beyond = deadline
     # An unreadable manager may hide kernels: then terminals wait as if kernels remained.
     kernels_remain = bool(snapshot.kernels or snapshot.errors)
     due_terminals = []
@@ -395,8 +395,8 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
                 warnings.append(Verdict("terminal", terminal[T_NAME],
                                         _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, False,
                                         reason))
-            elif next_warning is None or deadline - warning < next_warning:
-                next_warning = deadline - warning
+            elif first_beyond is None or deadline < first_beyond:
+                first_beyond = deadline
     app_decision = app_verdict(snapshot, settings, now, app)
     app_deadline = app_decision.deadline
     if app_deadline is not None and app_deadline > now:
@@ -406,8 +406,10 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
             if app_deadline <= warn_horizon:
                 warnings.append(Verdict("app", app.action, app_decision.idle_seconds, app_deadline, False,
                                         app_decision.reason))
-            elif next_warning is None or app_deadline - warning < next_warning:
-                next_warning = app_deadline - warning
+            elif first_beyond is None or app_deadline < first_beyond:
+                first_beyond = app_deadline
+    # The earliest warning still ahead belongs to the earliest deadline beyond the horizon.
+    next_warning = first_beyond - warning if first_beyond is not None else None
     return Plan(tuple(due_kernels), tuple(due_terminals), app_decision, next_deadline,
                 tuple(warnings), next_warning)
 

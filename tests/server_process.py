@@ -86,11 +86,13 @@ class _Process:
 class ServerProcess(_Process):
     """`jupyter server` with this extension (enabled by the package's installed config)."""
 
-    def __init__(self, home: Path, *args: str, python: str = sys.executable) -> None:
+    def __init__(
+        self, home: Path, *args: str, python: str = sys.executable, module: str = "jupyter_server"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(home, [
-            python, "-m", "jupyter_server", f"--port={self.port}", "--ip=127.0.0.1",
+            python, "-m", module, f"--port={self.port}", "--ip=127.0.0.1",
             "--no-browser", "--allow-root", f"--IdentityProvider.token={TOKEN}",
             f"--ServerApp.root_dir={home}", *args,
         ])

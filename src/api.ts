@@ -1,0 +1,44 @@
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { IStatus } from './format';
+
+/** A request to this extension's REST API, authenticated like every JupyterLab request. */
+export async function requestAPI<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'autoshutdown', 'api', path);
+  const response = await ServerConnection.makeRequest(url, init, settings);
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    throw new ServerConnection.ResponseError(response, data?.message ?? response.statusText);
+  }
+  return data as T;
+}
+
+export const getStatus = (): Promise<IStatus> => requestAPI<IStatus>('status');
+
+export interface IKeepAlive {
+  keep_alive_until: string | null;
+  max_minutes: number;
+}
+
+export const keepAlive = (minutes: number): Promise<IKeepAlive> =>
+  requestAPI<IKeepAlive>('keepalive', { method: 'POST', body: JSON.stringify({ minutes }) });
+
+export const patchSettings = (changes: Record<string, unknown>): Promise<unknown> =>
+  requestAPI('settings', { method: 'PATCH', body: JSON.stringify(changes) });
+
+/** Whether the current user may change settings (jupyter_server's /api/me permissions). */
+export async function canWrite(): Promise<boolean> {
+  const settings = ServerConnection.makeSettings();
+  const permissions = encodeURIComponent(JSON.stringify({ autoshutdown: ['write'] }));
+  const url = URLExt.join(settings.baseUrl, 'api', 'me') + `?permissions=${permissions}`;
+  try {
+    const response = await ServerConnection.makeRequest(url, {}, settings);
+    const data = await response.json();
+    return (data?.permissions?.autoshutdown ?? []).includes('write');
+  } catch {
+    return false;
+  }
+}
