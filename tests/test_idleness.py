@@ -31,6 +31,15 @@ async def stays_for(condition_holds, seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
+async def kernel_that_ran(jp_serverapp, jp_fetch, jp_ws_fetch, code: str) -> tuple[str, KernelSession]:
+    """Start the checker and a kernel, run `code` in it, and keep the client connected."""
+    await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    await session.execute(code)
+    return kernel_id, session
+
+
 BURN = """
 import threading
 stop_burning = threading.Event()
@@ -46,11 +55,9 @@ threading.Thread(target=burn, daemon=True).start()
 async def test_kernel_burning_cpu_in_a_background_thread_is_kept_until_it_stops(
     jp_serverapp, jp_fetch, jp_ws_fetch
 ):
-    await start_extension(jp_serverapp)
-    kernel_id = await start_kernel(jp_fetch)
-    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    # The cell returns at once: the kernel is idle, its thread is not.
+    kernel_id, session = await kernel_that_ran(jp_serverapp, jp_fetch, jp_ws_fetch, BURN)
     try:
-        await session.execute(BURN)  # returns at once: the kernel is idle, its thread is not
         await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
         row = await kernel_row(jp_fetch, kernel_id)
         assert row["execution_state"] == "idle"
@@ -96,11 +103,8 @@ async def test_idle_type_activity_any_user_request_keeps_kernels(jp_serverapp, j
 async def test_idle_type_kernel_connections_an_open_tab_keeps_its_kernel(
     jp_serverapp, jp_fetch, jp_ws_fetch
 ):
-    await start_extension(jp_serverapp)
-    kernel_id = await start_kernel(jp_fetch)
-    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    kernel_id, session = await kernel_that_ran(jp_serverapp, jp_fetch, jp_ws_fetch, "x = 1")
     try:
-        await session.execute("x = 1")
         await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2 * TIMEOUT_SECONDS)
         assert "idle_type kernel_connections" in (await kernel_row(jp_fetch, kernel_id))["reason"]
     finally:
@@ -132,11 +136,11 @@ async def test_notebook_path_pattern_exempts_only_that_notebook(jp_serverapp, jp
 
 @pytest.mark.parametrize("autoshutdown_config", [config()])
 async def test_user_opts_a_kernel_out_from_the_notebook_and_back_in(jp_serverapp, jp_fetch, jp_ws_fetch):
-    await start_extension(jp_serverapp)
-    kernel_id = await start_kernel(jp_fetch)
-    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    kernel_id, session = await kernel_that_ran(
+        jp_serverapp, jp_fetch, jp_ws_fetch,
+        "import jupyter_autoshutdown; jupyter_autoshutdown.keep_this_kernel()",
+    )
     try:
-        await session.execute("import jupyter_autoshutdown; jupyter_autoshutdown.keep_this_kernel()")
         await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2 * TIMEOUT_SECONDS)
         assert "keep_this_kernel()" in (await kernel_row(jp_fetch, kernel_id))["reason"]
         await session.execute("jupyter_autoshutdown.keep_this_kernel(False)")
