@@ -84,7 +84,8 @@ async def test_idle_studio_classic_deletes_only_old_idle_kernel_gateway_apps_via
     fake = FakeStudioApps([
         endpoint_app("datascience-1-0-ml-t3-medium-old"),
         endpoint_app("datascience-1-0-ml-g4dn-xlarge-new", created=young),
-        endpoint_app("default", app_type="JupyterServer"),  # the free app this server runs in
+        # The free JupyterServer app this server runs in, even if listed as a KernelGateway app.
+        endpoint_app("default"),
         endpoint_app("already-gone", status="Deleted"),
     ])
     fake.install(jp_serverapp)

@@ -178,8 +178,10 @@ class StopStudioApps:
         for gone in self._first_seen.keys() - {app.name for app in apps}:
             del self._first_seen[gone]
         deleted, kept, young_wait = [], [], []
+        own_app = metadata.get("ResourceName", "default")
         for app in apps:
-            if app.app_type != KERNEL_APP_TYPE or app.status != "InService":
+            # Never this server's own (free) JupyterServer app, whatever a listing says of its type.
+            if app.app_type != KERNEL_APP_TYPE or app.status != "InService" or app.name == own_app:
                 continue
             if app.name in in_use:
                 kept.append(f"{app.name} (in use)")
