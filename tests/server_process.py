@@ -154,6 +154,9 @@ class HubProcess(_Process):
                 "db_url": f"sqlite:///{home}/jupyterhub.sqlite",
                 "cookie_secret_file": str(home / "jupyterhub_cookie_secret"),
                 "pid_file": str(home / "jupyterhub.pid"),
+                # Answer a spawn request at once (202) instead of holding it up to 10 s: the test
+                # waits for readiness itself, and a slow machine must not time the request out.
+                "tornado_settings": {"slow_spawn_timeout": 0},
                 "services": [{"name": "tester", "api_token": self.token}],
                 "load_roles": [{
                     "name": "tester",
