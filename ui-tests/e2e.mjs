@@ -18,7 +18,15 @@ const browser = await chromium.launch({
          '--disable-background-networking', '--disable-component-update', '--disable-sync']
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+// Toasts slide in from the right: screenshots wait until every one is fully on screen.
+const toastsSettled = () =>
+  page.waitForFunction(() =>
+    [...document.querySelectorAll('.Toastify__toast')].every(
+      toast => toast.getBoundingClientRect().right <= window.innerWidth
+    )
+  );
 const shot = async name => {
+  await toastsSettled();
   const file = path.join(outDir, name);
   await page.screenshot({ path: file });
   return file;
