@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .observe import K_ID, K_NAME, read_kernels
+
 MARKER_DIR_NAME = "jupyter_autoshutdown-keep"
 
 
@@ -47,12 +49,13 @@ class Exemptions:
         self.name_patterns = tuple(name_patterns)
         self.path_patterns = tuple(path_patterns)
 
-    async def read(self, serverapp: Any, kernels: Sequence[tuple]) -> dict[str, str]:
-        """kernel id -> why it is exempt, for the kernels in `kernels` (records: id, name, ...)."""
+    async def read(self, serverapp: Any) -> dict[str, str]:
+        """kernel id -> why it is exempt. Reads only what the configured rules need."""
         exempt: dict[str, str] = {}
         if self.name_patterns:
+            kernels, _ = read_kernels(serverapp.kernel_manager)
             for kernel in kernels:
-                kernel_id, name = kernel[0], kernel[1]
+                kernel_id, name = kernel[K_ID], kernel[K_NAME]
                 pattern = next((p for p in self.name_patterns if fnmatch.fnmatchcase(name, p)), None)
                 if pattern is not None:
                     exempt[kernel_id] = f"exempt: kernel name '{name}' matches '{pattern}'"

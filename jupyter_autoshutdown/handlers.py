@@ -262,7 +262,7 @@ class StatusHandler(AutoShutdownHandler):
             "settings": self.settings_model(),
             "dry_run": monitor.options.dry_run,
             "dry_run_reports": list(monitor.dry_run_reports),
-            "keep_alive_until": self.keep_alive_model()["keep_alive_until"],
+            "keep_alive_until": _iso(snapshot.keep_alive_until),
             "next_daily_stop": _iso(snapshot.stop_next),
             "kernels": kernels,
             "terminals": terminals,

@@ -35,6 +35,7 @@ from .observe import (
     Snapshot,
     TerminalInfo,
     is_remote,
+    kernel_table,
     read_kernel,
     read_kernels,
     read_server_last_activity,
@@ -69,6 +70,15 @@ KEPT_ERRORS = 50
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _key(verdict: Verdict) -> tuple[str, str]:
+    """The bookkeeping key of a verdict: (kind, id); the app has one key whatever its action."""
+    return (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+
+
+def _describe(verdict: Verdict) -> str:
+    return f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
 
 
 @dataclass(frozen=True)
@@ -196,8 +206,8 @@ class Monitor:
     def _process_ids(self) -> dict[str, int]:
         """Kernel id or "t:<name>" -> the pid at the root of its process tree (local ones only)."""
         pids: dict[str, int] = {}
-        kernel_table = getattr(self.serverapp.kernel_manager, "_kernels", None) or {}
-        for kernel_id, kernel in list(kernel_table.items()):
+        kernels, _ = kernel_table(self.serverapp.kernel_manager)
+        for kernel_id, kernel in list(kernels.items()):
             pid = getattr(getattr(kernel, "provisioner", None), "pid", None)
             if isinstance(pid, int):
                 pids[kernel_id] = pid
@@ -376,9 +386,8 @@ class Monitor:
 
     async def _read_exemptions(self) -> None:
         assert self.exemptions is not None
-        kernels, _ = read_kernels(self.serverapp.kernel_manager)
         try:
-            self._exempt = await self.exemptions.read(self.serverapp, kernels)
+            self._exempt = await self.exemptions.read(self.serverapp)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -388,16 +397,14 @@ class Monitor:
     def _warn(self, plan: Plan) -> None:
         """Emit one warning per scheduled shutdown that is now within the warning time."""
         for verdict in plan.warnings:
-            key = (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+            key = _key(verdict)
             if self._warned.get(key) == verdict.deadline:
                 continue
             self._warned[key] = verdict.deadline
             assert verdict.deadline is not None
             seconds = max(0.0, (verdict.deadline - self.clock()).total_seconds())
-            what = f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
-            message = f"{what} will be shut down in {seconds:.0f} s unless there is activity"
-            if verdict.kind == "app":
-                message = f"{what} runs in {seconds:.0f} s unless there is activity"
+            happens = "runs" if verdict.kind == "app" else "will be shut down"
+            message = f"{_describe(verdict)} {happens} in {seconds:.0f} s unless there is activity"
             self.log.info("auto-shutdown: warning: %s (%s)", message, verdict.reason)
             WARNINGS.labels(verdict.kind).inc()
             if self.events is not None:
@@ -446,12 +453,11 @@ class Monitor:
             due.append(Verdict("app", self.action.name, plan.app.idle_seconds, plan.app.deadline, True,
                                plan.app.reason))
         for verdict in due:
-            key = (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+            key = _key(verdict)
             if now < self._dry_run_until.get(key, now):
                 continue
             self._dry_run_until[key] = again
-            what = f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
-            message = f"dry run: would {'run' if verdict.kind == 'app' else 'shut down'} {what}"
+            message = f"dry run: would {'run' if verdict.kind == 'app' else 'shut down'} {_describe(verdict)}"
             self.log.info("auto-shutdown: %s (%s)", message, verdict.reason)
             self.dry_run_reports.append({"time": now.isoformat(), "kind": verdict.kind,
                                          "target": verdict.id, "reason": verdict.reason})

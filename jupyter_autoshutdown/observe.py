@@ -102,7 +102,7 @@ def _kernel_record(
     )
 
 
-def _kernel_table(kernel_manager: Any) -> tuple[dict, dict]:
+def kernel_table(kernel_manager: Any) -> tuple[dict, dict]:
     # jupyter_server's managers keep kernels in `_kernels`; fall back to get_kernel() without it.
     kernels = getattr(kernel_manager, "_kernels", None)
     connections = getattr(kernel_manager, "_kernel_connections", None)
@@ -114,7 +114,7 @@ def read_kernel(
     kernel_manager: Any, kernel_id: str, missing: MissingActivity = _no_fallback
 ) -> KernelInfo | None:
     """One kernel's record, or None when it no longer exists."""
-    kernels, connections = _kernel_table(kernel_manager)
+    kernels, connections = kernel_table(kernel_manager)
     kernel = kernels.get(kernel_id)
     if kernel is None:
         try:
@@ -131,7 +131,7 @@ def read_kernels(
     errors: list[str] = []
     try:
         kernel_ids = list(kernel_manager.list_kernel_ids())
-        table, connections = _kernel_table(kernel_manager)
+        table, connections = kernel_table(kernel_manager)
     except Exception as error:  # the manager itself failing must not stop the pass
         return kernels, [f"reading the kernel list failed: {error!r}"]
     append = kernels.append

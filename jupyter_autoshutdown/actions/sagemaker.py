@@ -31,6 +31,9 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+# The package imports this module lazily (in load_action), so the package is loaded by now.
+from . import ActionDeferred
+
 if TYPE_CHECKING:
     from . import ActionContext, ActionSettings
 
@@ -204,8 +207,6 @@ class StopStudioApps:
             + (f"; kept {', '.join(kept)}" if kept else "")
         )
         if young_wait:
-            from . import ActionDeferred
-
             raise ActionDeferred(summary, min(young_wait))
         return summary
 
