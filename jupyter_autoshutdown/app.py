@@ -19,6 +19,7 @@ from .actions import (
     choose_automatically,
     load_action,
 )
+from .activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
 from .exemptions import Exemptions
 from .handlers import route_table
 from .monitor import DailyStop, Monitor, MonitorOptions
@@ -143,6 +144,28 @@ class AutoShutdown(ExtensionApp):
         keeps its kernel alive. 'activity': also, any user request to the server keeps every
         kernel and terminal alive.""",
     )
+    server_activity = Enum(
+        list(SERVER_ACTIVITY_MODES),
+        default_value="people",
+        config=True,
+        help="""What keeps the server itself (and so the app action) from being idle.
+        'people': what people do: kernel activity, terminal input and output, writes (POST, PUT,
+        PATCH, DELETE) on activity_paths (saving, creating, renaming, deleting, starting and
+        stopping kernels, sessions and terminals), and interaction in a JupyterLab or Notebook 7
+        page reported by this extension's front end. GET requests (the polls of an open browser
+        tab), websocket pings, other extensions' requests and this extension's own never count, so
+        an open tab that nobody uses does not keep the bill running. 'any_request': every
+        authenticated API request counts, as for jupyter_server's own
+        shutdown_no_activity_timeout (an open tab then keeps the server running).""",
+    )
+    activity_paths = List(
+        Unicode(),
+        default_value=list(DEFAULT_ACTIVITY_PATHS),
+        config=True,
+        help="""Request paths (regular expressions matched against the whole path after the
+        server's base URL) whose POST, PUT, PATCH and DELETE requests count as a person's
+        activity with server_activity 'people'. Requests carrying no_track_activity never count.""",
+    )
     warning_minutes = Float(
         5.0,
         config=True,
@@ -237,6 +260,16 @@ class AutoShutdown(ExtensionApp):
             raise TraitError(str(error)) from None
         return proposal["value"]
 
+    @validate("activity_paths")
+    def _validate_activity_paths(self, proposal: Any) -> list[str]:
+        try:
+            compile_paths(proposal["value"])
+        except ValueError as error:
+            from traitlets import TraitError
+
+            raise TraitError(str(error)) from None
+        return proposal["value"]
+
     @validate("max_concurrent_shutdowns")
     def _validate_concurrency(self, proposal: Any) -> int:
         return max(1, int(proposal["value"]))
@@ -303,6 +336,10 @@ class AutoShutdown(ExtensionApp):
         )
 
     def initialize_settings(self) -> None:
+        self.activity = PeopleActivity(self.serverapp.base_url, self.activity_paths, log=self.log)
+        # The public hook by which tornado shows this tracker every request's start and end.
+        self._activity_transform = self.activity.transform()
+        self.serverapp.web_app.add_transform(self._activity_transform)
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
         self.store = SettingsStore(
             self.configured_settings(), StateFile(state_path, self.log), self.log
@@ -319,14 +356,18 @@ class AutoShutdown(ExtensionApp):
                 dry_run=self.dry_run,
                 daily_stop=self._daily_stop(),
                 utilization_interval_seconds=self.utilization_interval,
+                server_activity=self.server_activity,
             ),
             log=self.log,
             terminal_manager=self._terminal_manager,
             exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths),
             sampler=self._sampler(),
             events=Events(self.serverapp, self.log),
+            activity=self.activity,
         )
         self.store.on_change(lambda _settings: self.monitor.wake())
+        # An answered write may release an app action that waited for it.
+        self.activity.on_change(self.monitor.wake)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table())
@@ -345,20 +386,25 @@ class AutoShutdown(ExtensionApp):
         daily_stop = self.monitor.options.daily_stop
         self.log.info(
             "auto-shutdown: active: idle_timeout %g min%s, keep_terminals %s, cull_busy %s, "
-            "cull_connected %s, idle_type %s, app action '%s', state file %s%s%s",
+            "cull_connected %s, idle_type %s, server_activity %s, app action '%s'%s, state file %s%s%s",
             settings.idle_timeout_minutes,
             "" if settings.enabled else " (off)",
             settings.keep_terminals,
             settings.cull_busy,
             settings.cull_connected,
             settings.idle_type,
+            self.server_activity,
             self.monitor.action.name,
+            f" ({own})" if (own := self.monitor.own_schedule()) else "",
             self.store.state_file.path if self.store.state_file else None,
             f", daily stop {daily_stop.label}" if daily_stop else "",
             ", DRY RUN: nothing will be shut down" if self.dry_run else "",
         )
 
     async def stop_extension(self) -> None:
+        transform = getattr(self, "_activity_transform", None)
+        with contextlib.suppress(ValueError, AttributeError):
+            self.serverapp.web_app.transforms.remove(transform)
         event_logger = getattr(self.serverapp, "event_logger", None)
         if event_logger is not None:
             # Not registered when the server stopped before our start hook ran.

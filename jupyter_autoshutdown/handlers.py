@@ -14,6 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from .activity import MAX_REPORTED_IDLE_SECONDS
 from .observe import K_ID, KernelInfo
 from .settings import SettingsError, parse_minutes
 
@@ -29,6 +30,7 @@ SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
 SETTINGS_ROUTE = "autoshutdown/api/settings"
 STATUS_ROUTE = "autoshutdown/api/status"
 KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
+ACTIVITY_ROUTE = "autoshutdown/api/activity"
 
 
 def _reject_constant(name: str) -> Any:
@@ -100,6 +102,8 @@ class AutoShutdownHandler(APIHandler):
             "daily_stop_time": extension.daily_stop_time or None,
             "daily_stop_timezone": extension.daily_stop_timezone or None,
             "max_keep_alive_minutes": extension.max_keep_alive,
+            "server_activity": extension.server_activity,
+            "activity_paths": list(extension.activity_paths),
         }
 
     def keep_alive_model(self) -> dict[str, Any]:
@@ -201,6 +205,26 @@ class KeepAliveHandler(AutoShutdownHandler):
         self.finish(json.dumps(self.keep_alive_model()))
 
 
+class ActivityHandler(AutoShutdownHandler):
+    """The front end reports that a person is using the page (keyboard, pointer, scroll, focus)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_object_body() if self.request.body else {}
+        unknown = sorted(set(body) - {"idle_seconds"})
+        if unknown:
+            raise web.HTTPError(400, f"unknown field(s): {', '.join(unknown)}; expected idle_seconds "
+                                     "(seconds since the person's last interaction, optional)")
+        idle = body.get("idle_seconds", 0)
+        limit = MAX_REPORTED_IDLE_SECONDS
+        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 <= idle <= limit:
+            raise web.HTTPError(400, f"idle_seconds must be a number from 0 to {limit:g}")
+        when = self.extension.activity.report_interaction(float(idle))
+        self.extension.monitor.wake()
+        self.finish(json.dumps({"last_activity": when.isoformat()}))
+
+
 class StatusHandler(AutoShutdownHandler):
     @web.authenticated
     @authorized
@@ -268,6 +292,10 @@ class StatusHandler(AutoShutdownHandler):
             "terminals": terminals,
             "app": {
                 "action": monitor.action.name,
+                "own_schedule": monitor.own_schedule(),
+                "last_activity": snapshot.server_last_activity.isoformat(),
+                "last_activity_source": snapshot.server_activity_source,
+                "requests_in_flight": list(snapshot.requests_in_flight),
                 "idle_seconds": _round(plan.app.idle_seconds),
                 "seconds_until_action": _seconds_until(plan.app.deadline, now),
                 "action_at": _iso(plan.app.deadline),
@@ -287,4 +315,5 @@ def route_table() -> list[tuple[str, type[APIHandler]]]:
         (SETTINGS_ROUTE, SettingsHandler),
         (STATUS_ROUTE, StatusHandler),
         (KEEPALIVE_ROUTE, KeepAliveHandler),
+        (ACTIVITY_ROUTE, ActivityHandler),
     ]

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from datetime import time as dt_time
 from typing import Any, Callable
 
-from .actions import ActionContext, ActionDeferred, AppAction
+from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
+from .activity import PeopleActivity
 from .exemptions import Exemptions
 from .observe import (
     K_ID,
@@ -98,6 +99,8 @@ class MonitorOptions:
     dry_run: bool = False
     daily_stop: DailyStop | None = None
     utilization_interval_seconds: float = 10.0
+    #: What the server's idleness counts: "people" (activity.py) or "any_request".
+    server_activity: str = "people"
 
 
 @dataclass
@@ -120,6 +123,7 @@ class Monitor:
         exemptions: Exemptions | None = None,
         sampler: UtilizationSampler | None = None,
         events: Events | None = None,
+        activity: PeopleActivity | None = None,
     ) -> None:
         self.serverapp = serverapp
         self.store = store
@@ -144,6 +148,8 @@ class Monitor:
         self.exemptions = exemptions
         self.sampler = sampler
         self.events = events
+        #: What people do on the server (requests, front-end reports); None: only jupyter_server's.
+        self.activity = activity
         self._exempt: dict[str, str] = {}
         #: A user's keep-alive: nothing is shut down before this time.
         self.keep_alive_until: datetime | None = None
@@ -162,6 +168,10 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self._semaphore = asyncio.Semaphore(max(1, options.max_concurrent_shutdowns))
         self._app_action_running = False
+        # An action on its own schedule: when it runs next (the first pass runs it), and the
+        # kernels and terminals it last ran with (a change runs it at once).
+        self._own_run_at: datetime | None = self.started_at
+        self._own_resources: frozenset[str] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -291,8 +301,8 @@ class Monitor:
             # Stale remote records could make a kernel that is working now look idle.
             kernels, kernel_errors = [], [self._remote_refresh_error]
         terminals, terminal_errors = read_terminals(self._terminal_manager(), first_seen)
-        last_activity, activity_errors = read_server_last_activity(
-            self.serverapp.web_app, self.started_at
+        last_activity, source, activity_errors = read_server_last_activity(
+            self.serverapp.web_app, self.activity, self.options.server_activity, self.started_at
         )
         if self._first_seen or self._failures or self._warned or self._dry_run_until:
             self._forget_gone(kernels, terminals)
@@ -301,6 +311,8 @@ class Monitor:
             terminals=tuple(terminals),
             server_last_activity=last_activity,
             errors=tuple(kernel_errors + terminal_errors + activity_errors),
+            server_activity_source=source,
+            requests_in_flight=self.activity.in_flight(now) if self.activity is not None else (),
         ), now)
 
     def _with_signals(self, snapshot: Snapshot, now: datetime) -> Snapshot:
@@ -336,10 +348,30 @@ class Monitor:
     def _first_seen_at(self, key: str) -> datetime:
         return self._first_seen.setdefault(key, self.clock())
 
+    def own_schedule(self) -> str | None:
+        """What the action follows when it keeps its own schedule (see actions), else None."""
+        try:
+            return own_schedule_of(self.action)
+        except Exception as error:
+            self._record_error(f"asking app action '{self.action.name}' for its schedule failed: {error!r}")
+            return None
+
     def app_state(self) -> AppState:
+        own = self.own_schedule()
         return AppState(
-            action=self.action.name, empty_since=self._empty_since, fired_at=self.app_fired_at
+            action=self.action.name, empty_since=self._empty_since, fired_at=self.app_fired_at,
+            own_schedule=own, own_run_at=self._own_run_at if own is not None else None,
         )
+
+    def _note_resources(self, snapshot: Snapshot, now: datetime) -> None:
+        """An action on its own schedule runs at once when the kernels or terminals changed."""
+        resources = frozenset(
+            [kernel[K_ID] for kernel in snapshot.kernels] + ["t:" + t[T_NAME] for t in snapshot.terminals]
+        )
+        changed = self._own_resources is not None and resources != self._own_resources
+        if changed and (self._own_run_at is None or self._own_run_at > now):
+            self._own_run_at = now
+        self._own_resources = resources
 
     def plan(self, now: datetime) -> tuple[Snapshot, Plan]:
         """What the policy decides right now; no side effects beyond bookkeeping."""
@@ -366,9 +398,13 @@ class Monitor:
             self._empty_since = now
         for message in snapshot.errors:
             self._record_error(message)
+        app_state = self.app_state()
+        if app_state.own_schedule is not None and not snapshot.errors:
+            self._note_resources(snapshot, now)
+            app_state = app_state._replace(own_run_at=self._own_run_at)
         # Decided after _empty_since is updated: the app's idle period may start at this pass.
         settings = self.store.current
-        plan = decide(snapshot, settings, now, self.app_state())
+        plan = decide(snapshot, settings, now, app_state)
         self.last_plan = plan
         self.log.debug(
             "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
@@ -561,7 +597,9 @@ class Monitor:
 
     def _signals_now(self, now: datetime) -> Snapshot:
         """The signals in force right now (for re-checks), on an empty snapshot."""
-        last_activity, _ = read_server_last_activity(self.serverapp.web_app, self.started_at)
+        last_activity, _, _ = read_server_last_activity(
+            self.serverapp.web_app, self.activity, self.options.server_activity, self.started_at
+        )
         return self._with_signals(Snapshot((), (), last_activity), now)
 
     def _record_shutdown(self, verdict: Verdict, message: str) -> None:
@@ -575,26 +613,46 @@ class Monitor:
             return False
         # Re-check: a kernel, terminal or request may have arrived since the plan was made.
         now = self.clock()
-        _, plan = self.plan(now)
+        snapshot, plan = self.plan(now)
         if not plan.app.due:
             self.log.info("auto-shutdown: app action '%s' not run: %s", self.action.name,
                           plan.app.reason)
             return False
         self._app_action_running = True
         self.app_fired_at = now
+        own_schedule = self.own_schedule()
         try:
-            self.log.info(
-                "auto-shutdown: running app action '%s': no kernels or terminals, server idle "
-                "for %.0f s",
-                self.action.name, plan.app.idle_seconds or 0.0,
-            )
+            if own_schedule is not None:
+                self.log.info("auto-shutdown: running app action '%s' (%s)", self.action.name, own_schedule)
+            else:
+                self.log.info(
+                    "auto-shutdown: running app action '%s': no kernels or terminals, server idle "
+                    "for %.0f s (last activity: %s)",
+                    self.action.name, plan.app.idle_seconds or 0.0,
+                    snapshot.server_activity_source or "server start",
+                )
             context = ActionContext(
                 self.serverapp, self.log, plan.app.idle_seconds or 0.0,
                 self.store.current.idle_timeout_minutes * 60,
             )
-            result = await asyncio.wait_for(
-                self.action.run(context), timeout=self.options.app_action_timeout_seconds
-            )
+            try:
+                result = await asyncio.wait_for(
+                    self.action.run(context), timeout=self.options.app_action_timeout_seconds
+                )
+            except ActionDeferred as deferral:
+                if own_schedule is None:
+                    raise
+                # Its own schedule: it runs again when it asked to (or at once after a change).
+                self._own_run_at = self.clock() + timedelta(seconds=deferral.retry_after_seconds)
+                self.last_action_result = str(deferral)
+                self.last_action_error = None
+                self.log.info("auto-shutdown: app action '%s': %s; next look at %s",
+                              self.action.name, deferral, self._own_run_at.isoformat())
+                return False
+            if own_schedule is not None:
+                # Nothing pending: look again after a timeout (an app started without a kernel).
+                self._own_run_at = self.clock() + timedelta(
+                    seconds=max(1.0, self.store.current.idle_timeout_seconds))
             self.last_action_result = str(result)
             self.last_action_error = None
             self.log.info("auto-shutdown: app action '%s': %s", self.action.name, result)

@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple, Optional
 
+from .activity import (
+    SOURCE_ANY_REQUEST,
+    SOURCE_KERNEL,
+    SOURCE_START,
+    SOURCE_TERMINAL,
+    PeopleActivity,
+)
+
 #: Timestamps from managers are UTC by Jupyter's convention; a naive one is read as UTC.
 UTC = timezone.utc
 
@@ -62,7 +70,8 @@ class Snapshot:
 
     kernels: tuple[KernelInfo, ...]
     terminals: tuple[TerminalInfo, ...]
-    #: The latest activity the server knows of (user HTTP requests, kernel and terminal traffic).
+    #: The latest activity the server knows of (see activity.py: by default what people do, kernel
+    #: and terminal traffic, server start).
     server_last_activity: datetime
     errors: tuple[str, ...] = ()
     #: Last time a resource's processes used CPU or GPU above the threshold (key: kernel id or
@@ -77,6 +86,11 @@ class Snapshot:
     stop_label: str = ""
     #: A user's keep-alive: nothing is shut down before this time.
     keep_alive_until: datetime | None = None
+    #: What `server_last_activity` was, in words ("front end interaction", "kernel activity", ...).
+    server_activity_source: str = ""
+    #: Writes that count as activity and are not answered yet ("POST api/kernels"): a kernel,
+    #: session or terminal may be starting, so the app action waits for them.
+    requests_in_flight: tuple[str, ...] = ()
 
 
 #: Supplies an activity time for a resource that reports none (key: kernel id or "t:<name>").
@@ -208,10 +222,33 @@ async def refresh_remote_kernel(kernel_manager: Any, kernel_id: str) -> bool:
     return kernel is not None and bool(await kernel.refresh_model())
 
 
-def read_server_last_activity(web_app: Any, fallback: datetime) -> tuple[datetime, list[str]]:
-    """jupyter_server's own notion of the last activity (the one `shutdown_no_activity` uses)."""
+def read_server_last_activity(
+    web_app: Any, tracker: PeopleActivity | None, mode: str, fallback: datetime
+) -> tuple[datetime, str, list[str]]:
+    """The server's last activity by `mode`, its source in words, and errors.
+
+    "people": server start, kernel and terminal activity, and what `tracker` saw people do.
+    "any_request": jupyter_server's own ``last_activity()`` (every API request, which the polls
+    of an open browser tab keep fresh; what ``shutdown_no_activity_timeout`` uses), and `tracker`.
+    """
     try:
-        value = as_utc(web_app.last_activity())
+        settings = web_app.settings
+        if mode == "any_request":
+            latest, source = as_utc(web_app.last_activity()) or fallback, SOURCE_ANY_REQUEST
+        else:
+            latest, source = as_utc(settings.get("started")) or fallback, SOURCE_START
+            kernel_manager = settings.get("kernel_manager")
+            kernel_time = as_utc(getattr(kernel_manager, "last_kernel_activity", None))
+            if kernel_time is not None and kernel_time > latest:
+                latest, source = kernel_time, SOURCE_KERNEL
+            terminal_time = as_utc(settings.get("terminal_last_activity"))
+            if terminal_time is not None and terminal_time > latest:
+                latest, source = terminal_time, SOURCE_TERMINAL
     except Exception as error:
-        return fallback, [f"reading the server's last activity failed: {error!r}"]
-    return (value or fallback), []
+        latest, source = fallback, SOURCE_START
+        errors = [f"reading the server's last activity failed: {error!r}"]
+    else:
+        errors = []
+    if tracker is not None and tracker.last_activity is not None and tracker.last_activity > latest:
+        latest, source = tracker.last_activity, tracker.last_source
+    return latest, source, errors

@@ -17,8 +17,16 @@ Terminals
 The app action
   - Once no kernels and no terminals remain, and the server has seen no activity for T, the
     configured app action runs, once per idle period. The idle period starts at the latest of:
-    the server's last activity (server start, user HTTP requests, kernel and terminal traffic)
-    and the moment the last kernel or terminal went away.
+    the server's last activity and the moment the last kernel or terminal went away. The server's
+    activity (activity.py) is, by default (``server_activity = "people"``), what people do: server
+    start, kernel and terminal traffic, writes through jupyter_server's contents, kernels,
+    sessions and terminals APIs, and interaction reported by the front end; never the GET polls
+    of an open browser tab, nor this extension's own requests. ``"any_request"`` counts every
+    API request, as jupyter_server's own ``shutdown_no_activity_timeout`` does.
+  - While such a write is in flight (a kernel, session or terminal starting), the action waits.
+  - An action with its own schedule (Studio Classic: KernelGateway apps follow their own kernels)
+    runs when it asked to, and at once after the kernels or terminals changed, whatever the
+    server's idleness; it decides itself what to stop.
 
 What else moves a deadline (each from the snapshot, all off by default)
   - CPU or GPU use of a resource's processes above the threshold (`active_at`) counts as
@@ -76,6 +84,10 @@ class AppState(NamedTuple):
     empty_since: datetime | None = None
     #: When the app action last ran.
     fired_at: datetime | None = None
+    #: An action that decides itself what is idle (Studio Classic's KernelGateway apps follow their
+    #: own kernels) says so here, in words; it then runs at `own_run_at`, not on server idleness.
+    own_schedule: str | None = None
+    own_run_at: datetime | None = None
 
 
 class AppVerdict(NamedTuple):
@@ -323,11 +335,16 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
     if snapshot.errors:
         # Some kernel or terminal could not be read: "none left" cannot be known.
         return AppVerdict(None, None, False, INCOMPLETE)
-    if snapshot.kernels or snapshot.terminals:
+    if app.own_schedule is None and (snapshot.kernels or snapshot.terminals):
         return AppVerdict(
             None, None, False,
             f"{len(snapshot.kernels)} kernel(s) and {len(snapshot.terminals)} terminal(s) remain",
         )
+    if snapshot.requests_in_flight:
+        # A kernel, session or terminal may be starting: it is not in the tables yet.
+        return AppVerdict(None, None, False, f"waiting for {snapshot.requests_in_flight[0]} to be answered")
+    if app.own_schedule is not None:
+        return _own_schedule_verdict(snapshot, now, app)
     idle_since = snapshot.server_last_activity
     if app.empty_since is not None and app.empty_since > idle_since:
         idle_since = app.empty_since
@@ -343,6 +360,18 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
                                          sig._replace(active_at=None, server_activity=None),
                                          _limits(settings))
     return AppVerdict(idle, deadline, now >= deadline, reason)
+
+
+def _own_schedule_verdict(snapshot: Snapshot, now: datetime, app: AppState) -> AppVerdict:
+    """An action that follows its own rule runs when it asked to, or at once after a change."""
+    deadline = app.own_run_at
+    if deadline is None:
+        return AppVerdict(None, None, False, f"{app.own_schedule}; nothing pending")
+    reason = str(app.own_schedule)
+    keep = snapshot.keep_alive_until
+    if keep is not None and deadline < keep:
+        deadline, reason = keep, f"kept alive by a user until {keep.isoformat()}"
+    return AppVerdict(None, deadline, now >= deadline, reason)
 
 
 def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState) -> Plan:
@@ -402,7 +431,8 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
     if app_deadline is not None and app_deadline > now:
         if next_deadline is None or app_deadline < next_deadline:
             next_deadline = app_deadline
-        if warn_horizon is not None:
+        # An action on its own schedule looks again at that time: nothing to warn about.
+        if warn_horizon is not None and app.own_schedule is None:
             if app_deadline <= warn_horizon:
                 warnings.append(Verdict("app", app.action, app_decision.idle_seconds, app_deadline, False,
                                         app_decision.reason))

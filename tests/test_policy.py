@@ -59,6 +59,7 @@ def snapshots(draw):
         kernels=kernel_list, terminals=terminal_list, server_last_activity=draw(past),
         active_at=active_at, exempt=exempt, stop_last=stop_last, stop_next=stop_next,
         stop_label="22:00 UTC" if stop_next else "", keep_alive_until=keep_alive,
+        requests_in_flight=draw(st.sampled_from([(), ("POST api/kernels",)])),
     )
 
 
@@ -68,6 +69,8 @@ app_states = st.builds(
     action=st.sampled_from(["none", "server"]),
     empty_since=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))),
     fired_at=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))),
+    own_schedule=st.sampled_from([None, None, "Studio Classic: apps follow their kernels"]),
+    own_run_at=st.one_of(st.none(), offsets.map(lambda s: NOW + timedelta(seconds=s))),
 )
 
 
@@ -114,10 +117,19 @@ def test_invariants_of_every_plan(snapshot, settings, app):
     if plan.terminals_to_cull:
         assert not snapshot.kernels and not settings.keep_terminals
     if plan.app.due:
-        assert not snapshot.kernels and not snapshot.terminals and app.action != "none"
-        assert app.fired_at is None or app.fired_at < snapshot.server_last_activity or (
-            app.empty_since is not None and app.fired_at < app.empty_since
-        )
+        # Never under a kernel, session or terminal start still in flight, whatever the schedule.
+        assert not snapshot.requests_in_flight and not snapshot.errors and app.action != "none"
+        if app.own_schedule is None:
+            assert not snapshot.kernels and not snapshot.terminals
+            assert app.fired_at is None or app.fired_at < snapshot.server_last_activity or (
+                app.empty_since is not None and app.fired_at < app.empty_since
+            )
+        else:
+            # Its own schedule: at the time it asked for, and never during a keep-alive.
+            assert app.own_run_at is not None and app.own_run_at <= NOW
+            assert keep_alive is None or keep_alive <= NOW
+    if app.own_schedule is not None:
+        assert not any(v.kind == "app" for v in plan.warnings)
     # decide (what the monitor acts on) and explain (what status shows) always agree.
     assert plan.kernels_to_cull == tuple(v for v in explanation.kernels if v.due)
     assert plan.terminals_to_cull == tuple(v for v in explanation.terminals if v.due)

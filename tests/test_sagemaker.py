@@ -3,6 +3,7 @@ SageMaker API through botocore's Stubber (moto has no SageMaker apps)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime, timedelta, timezone
@@ -95,8 +96,10 @@ async def test_idle_studio_classic_deletes_only_old_idle_kernel_gateway_apps_via
     await wait_for(lambda: fake.deleted, timeout=15, what="the first deletion")
     assert fake.deleted == ["datascience-1-0-ml-t3-medium-old"]
     status = await api(jp_fetch, "autoshutdown", "api", "status")
-    assert "kept datascience-1-0-ml-g4dn-xlarge-new (created" in status["app"]["last_result"]
-    assert status["app"]["retry_at"] is not None and status["app"]["failed_attempts"] == 0
+    assert "kept datascience-1-0-ml-g4dn-xlarge-new (no kernel for" in status["app"]["last_result"]
+    # Studio Classic: the action keeps its own schedule and names its next look; no failure.
+    assert status["app"]["own_schedule"].startswith("Studio Classic")
+    assert status["app"]["action_at"] is not None and status["app"]["failed_attempts"] == 0
 
     # The young app is deleted once it is one timeout old, not before.
     await wait_for(lambda: len(fake.deleted) == 2, timeout=15, what="the deferred deletion")
@@ -121,9 +124,19 @@ def api_app(name, app_type="KernelGateway", instance="ml.t3.medium", image=IMAGE
             "ResourceSpec": {"SageMakerImageArn": image, "InstanceType": instance}}
 
 
-def context_for(serverapp) -> ActionContext:
+def context_for(serverapp, timeout_seconds: float = TIMEOUT_SECONDS) -> ActionContext:
     return ActionContext(serverapp, logging.getLogger("test"), idle_seconds=600,
-                         idle_timeout_seconds=TIMEOUT_SECONDS)
+                         idle_timeout_seconds=timeout_seconds)
+
+
+async def run_past_first_look(action: StopStudioApps, serverapp) -> str:
+    """Run the action twice, a timeout apart: an app is never idle for longer than it was seen."""
+    with pytest.raises(ActionDeferred) as first:
+        await action.run(context_for(serverapp, timeout_seconds=0.2))
+    assert "deleted KernelGateway app(s) none" in str(first.value)
+    # The action asked to be run again then: wait for exactly that moment.
+    await asyncio.sleep(first.value.retry_after_seconds)
+    return await action.run(context_for(serverapp, timeout_seconds=0.2))
 
 
 @pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 60}])
@@ -141,16 +154,17 @@ async def test_apps_with_a_live_kernel_or_image_terminal_are_never_deleted(
     assert terminal["name"].startswith("arn:")
 
     action, stubber = stubbed_action(metadata_path)
-    stubber.add_response(
-        "list_apps",
-        {"Apps": [api_app("app-with-kernel"), api_app("app-with-terminal", instance="ml.m5.large"),
-                  api_app("idle-app", instance="ml.g4dn.xlarge"), api_app("default", "JupyterServer")]},
-        {"DomainIdEquals": DOMAIN, "UserProfileNameEquals": PROFILE},
-    )
+    for _ in range(2):
+        stubber.add_response(
+            "list_apps",
+            {"Apps": [api_app("app-with-kernel"), api_app("app-with-terminal", instance="ml.m5.large"),
+                      api_app("idle-app", instance="ml.g4dn.xlarge"), api_app("default", "JupyterServer")]},
+            {"DomainIdEquals": DOMAIN, "UserProfileNameEquals": PROFILE},
+        )
     stubber.add_response("delete_app", {}, {"DomainId": DOMAIN, "UserProfileName": PROFILE,
                                             "AppType": "KernelGateway", "AppName": "idle-app"})
     with stubber:
-        result = await action.run(context_for(jp_serverapp))
+        result = await run_past_first_look(action, jp_serverapp)
     stubber.assert_no_pending_responses()  # exactly one delete_app, for idle-app
     assert "deleted KernelGateway app(s) idle-app via boto3" in result
     assert "app-with-kernel (in use)" in result and "app-with-terminal (in use)" in result
@@ -203,11 +217,12 @@ async def test_auto_method_falls_back_to_the_api_when_the_endpoint_does_not_answ
     jp_serverapp, http_server_client, metadata_path
 ):
     action, stubber = stubbed_action(metadata_path, method="auto")  # no fake endpoint installed
-    stubber.add_response("list_apps", {"Apps": [api_app("idle-app")]},
-                         {"DomainIdEquals": DOMAIN, "UserProfileNameEquals": PROFILE})
+    for _ in range(2):
+        stubber.add_response("list_apps", {"Apps": [api_app("idle-app")]},
+                             {"DomainIdEquals": DOMAIN, "UserProfileNameEquals": PROFILE})
     stubber.add_response("delete_app", {}, {"DomainId": DOMAIN, "UserProfileName": PROFILE,
                                             "AppType": "KernelGateway", "AppName": "idle-app"})
     with stubber:
-        result = await action.run(context_for(jp_serverapp))
+        result = await run_past_first_look(action, jp_serverapp)
     stubber.assert_no_pending_responses()
     assert result == "deleted KernelGateway app(s) idle-app via boto3"

@@ -8,6 +8,13 @@ money; they never delete user files.
 
 An action signals failure by raising (the monitor retries with backoff) and "not yet" by raising
 `ActionDeferred` (the monitor runs it again at the time it names, without counting a failure).
+
+An action may keep its own schedule: a method ``own_schedule() -> str | None`` that returns, in
+words, what it follows instead of the server's idleness (None: the default rule). Such an action
+runs at the first check, whenever the kernels or terminals change, at the time its `ActionDeferred`
+names, and otherwise once per timeout; it decides itself what is idle. Studio Classic's
+KernelGateway apps are stopped this way: each follows its own kernels, not the free JupyterServer
+app this server is.
 """
 
 from __future__ import annotations
@@ -88,6 +95,12 @@ class StopServer:
     async def run(self, context: ActionContext) -> str:
         context.serverapp.stop()
         return "stopping the Jupyter server"
+
+
+def own_schedule_of(action: AppAction) -> str | None:
+    """What `action` follows when it keeps its own schedule, else None (see the module's doc)."""
+    own_schedule = getattr(action, "own_schedule", None)
+    return own_schedule() if callable(own_schedule) else None
 
 
 def _builtin_actions() -> dict[str, Callable[[ActionSettings], AppAction]]:

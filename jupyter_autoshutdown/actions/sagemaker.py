@@ -4,12 +4,16 @@ Studio describes the app this server runs in at `/opt/ml/metadata/resource-metad
 (`DomainId`, `UserProfileName` or `SpaceName`, `AppType`, `ResourceName`, `ResourceArn`).
 
 - Studio Classic (this server is the free `JupyterServer` app): kernels and image terminals run in
-  `KernelGateway` apps, which are what costs money. The action deletes this user's KernelGateway apps
-  that are InService, have no live kernel (a kernel's model names its `app_name`) and no image
-  terminal (named ``<image arn>__<id>__<instance type>``), and are older than one idle timeout; a
-  younger one is deferred until it is that old. It talks either to Studio's own app endpoint on this
-  server (``sagemaker/api/apps``, as the original extension did: no IAM permission needed) or to the
-  SageMaker API through boto3 (needs `sagemaker:ListApps` and `sagemaker:DeleteApp`).
+  `KernelGateway` apps, which are what costs money. Each follows its own kernels, whatever happens
+  in the JupyterServer app (the action keeps its own schedule, see `actions`): an InService
+  KernelGateway app with no live kernel (a kernel's model names its `app_name`) and no image
+  terminal (named ``<image arn>__<id>__<instance type>``) is deleted once it has had none for one
+  idle timeout, counted from when its last kernel or terminal went away, or else from its creation
+  or from when this server first saw it, whichever is latest. It is deleted once, and not again
+  while nothing changed. The action talks either to Studio's own app endpoint on this server
+  (``sagemaker/api/apps``, as the original extension did: no IAM permission needed; its requests
+  carry ``no_track_activity`` so they are never activity) or to the SageMaker API through boto3
+  (needs `sagemaker:ListApps` and `sagemaker:DeleteApp`).
 - Studio (JupyterLab or Code Editor apps in a space): this server's own app is what costs money; the
   action deletes it through boto3, which is what "Stop" does in Studio. The space's storage stays.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +45,12 @@ if TYPE_CHECKING:
 REQUEST_TIMEOUT_SECONDS = 60.0
 CLASSIC_APP_TYPE = "JupyterServer"
 KERNEL_APP_TYPE = "KernelGateway"
+#: How often a missing metadata file is looked for again (to know which schedule applies).
+METADATA_RETRY_SECONDS = 60.0
+CLASSIC_SCHEDULE = (
+    "Studio Classic: each KernelGateway app is deleted once it has had no kernel and no image "
+    "terminal for the timeout, whatever the JupyterServer app does"
+)
 
 
 class StudioRequestFailed(Exception):
@@ -128,8 +139,15 @@ class StopStudioApps:
         self.method = settings.sagemaker_method
         #: Makes the SageMaker API client; tests put a botocore Stubber behind it.
         self.client_factory: Callable[[str | None], Any] = _boto3_client
-        self._first_seen: dict[str, datetime] = {}
         self._client: Any = None
+        # Per KernelGateway app: since when it has had no kernel or terminal (as far as this
+        # server saw), which apps were seen in use, and which were deleted (never twice).
+        self._idle_since: dict[str, datetime] = {}
+        self._seen_in_use: set[str] = set()
+        self._deleted: set[str] = set()
+        self._cached_metadata: dict[str, Any] | None = None
+        self._first_look_at: datetime | None = None
+        self._metadata_retry_at = 0.0
 
     # ---- what this server runs in --------------------------------------------------------
 
@@ -144,6 +162,18 @@ class StopStudioApps:
         if not isinstance(metadata, dict) or not metadata.get("DomainId"):
             raise StudioRequestFailed(f"{self.metadata_path} has no DomainId")
         return metadata
+
+    def own_schedule(self) -> str | None:
+        """Studio Classic's KernelGateway apps follow their own kernels (see the module's doc)."""
+        if self._cached_metadata is None and time.monotonic() >= self._metadata_retry_at:
+            try:
+                self._cached_metadata = self.metadata()
+            except StudioRequestFailed:
+                self._metadata_retry_at = time.monotonic() + METADATA_RETRY_SECONDS
+        metadata = self._cached_metadata
+        if metadata is None or metadata.get("AppType", CLASSIC_APP_TYPE) != CLASSIC_APP_TYPE:
+            return None
+        return CLASSIC_SCHEDULE
 
     async def _call(self, metadata: dict[str, Any], operation: str, **request: Any) -> Any:
         """One SageMaker API call, in a worker thread: boto3 blocks (and so does making a client)."""
@@ -160,7 +190,7 @@ class StopStudioApps:
     # ---- run -----------------------------------------------------------------------------
 
     async def run(self, context: ActionContext) -> str:
-        metadata = self.metadata()
+        metadata = self._cached_metadata = self.metadata()
         if metadata.get("AppType", CLASSIC_APP_TYPE) == CLASSIC_APP_TYPE:
             return await self._stop_kernel_gateway_apps(context, metadata)
         return await self._stop_own_app(metadata)
@@ -178,22 +208,36 @@ class StopStudioApps:
         method, apps = await self._list_apps(context, metadata)
         in_use = await _apps_in_use(context, apps)
         now = datetime.now(timezone.utc)
-        for gone in self._first_seen.keys() - {app.name for app in apps}:
-            del self._first_seen[gone]
-        deleted, kept, young_wait = [], [], []
+        first_look = self._first_look_at = self._first_look_at or now
+        listed = {app.name for app in apps}
+        self._idle_since = {name: since for name, since in self._idle_since.items() if name in listed}
+        self._seen_in_use &= listed
+        self._deleted &= listed
+        deleted, kept, waits = [], [], []
         own_app = metadata.get("ResourceName", "default")
         for app in apps:
             # Never this server's own (free) JupyterServer app, whatever a listing says of its type.
             if app.app_type != KERNEL_APP_TYPE or app.status != "InService" or app.name == own_app:
                 continue
             if app.name in in_use:
+                self._idle_since.pop(app.name, None)
+                self._seen_in_use.add(app.name)
+                self._deleted.discard(app.name)  # in use again: it may be deleted again later
                 kept.append(f"{app.name} (in use)")
                 continue
-            created = app.created_at or self._first_seen.setdefault(app.name, now)
-            remaining = context.idle_timeout_seconds - (now - created).total_seconds()
+            if app.name in self._deleted:
+                continue  # deleted once already; not again while nothing changed
+            since = self._idle_since.get(app.name)
+            if since is None:
+                # Seen in use before: its last kernel or terminal went away since the last look.
+                # Else idle since its creation, but not for longer than this server has seen it.
+                since = now if app.name in self._seen_in_use else max(app.created_at or now, first_look)
+                self._idle_since[app.name] = since
+            remaining = context.idle_timeout_seconds - (now - since).total_seconds()
             if remaining > 0:
-                kept.append(f"{app.name} (created {remaining:.0f} s short of one timeout ago)")
-                young_wait.append(remaining)
+                kept.append(f"{app.name} (no kernel for {(now - since).total_seconds():.0f} s, "
+                            f"deleted in {remaining:.0f} s)")
+                waits.append(remaining)
                 continue
             if method == "endpoint":
                 await self._endpoint_delete(context, app.name)
@@ -201,13 +245,15 @@ class StopStudioApps:
                 await self._call(
                     metadata, "delete_app", **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=app.name
                 )
+            self._deleted.add(app.name)
+            self._idle_since.pop(app.name, None)
             deleted.append(app.name)
         summary = (
             f"deleted KernelGateway app(s) {', '.join(deleted) or 'none'} via {method}"
             + (f"; kept {', '.join(kept)}" if kept else "")
         )
-        if young_wait:
-            raise ActionDeferred(summary, min(young_wait))
+        if waits:
+            raise ActionDeferred(summary, min(waits))
         return summary
 
     async def _list_apps(
@@ -232,8 +278,9 @@ class StopStudioApps:
         token = getattr(serverapp.identity_provider, "token", "")
         if token:
             headers["Authorization"] = f"token {token}"
+        # no_track_activity: the action's own requests must never count as activity.
         return HTTPRequest(
-            self_url(serverapp) + path,
+            self_url(serverapp) + path + "?no_track_activity=1",
             method=method,
             headers=headers,
             allow_nonstandard_methods=True,
