@@ -26,6 +26,10 @@ export interface IKeepAlive {
 export const keepAlive = (minutes: number): Promise<IKeepAlive> =>
   requestAPI<IKeepAlive>('keepalive', { method: 'POST', body: JSON.stringify({ minutes }) });
 
+/** A person used the page `idleSeconds` ago (counts as server activity: see activity.py). */
+export const reportActivity = (idleSeconds: number): Promise<unknown> =>
+  requestAPI('activity', { method: 'POST', body: JSON.stringify({ idle_seconds: idleSeconds }) });
+
 export const patchSettings = (changes: Record<string, unknown>): Promise<unknown> =>
   requestAPI('settings', { method: 'PATCH', body: JSON.stringify(changes) });
 

@@ -20,6 +20,8 @@ export interface IAppStatus {
   action: string;
   action_at: string | null;
   reason: string;
+  /** Set when the action follows its own rule (Studio Classic's apps), not the server's idleness. */
+  own_schedule?: string | null;
 }
 
 export interface IStatus {
@@ -95,7 +97,8 @@ export function statusText(status: IStatus | null, kernelId: string | null, now:
     }
     return left <= 0 ? 'Shutting down now' : `Shuts down in ${formatDuration(left)}`;
   }
-  if (status.kernels.length === 0 && status.terminals.length === 0 && status.app.action !== 'none') {
+  const serverStops = status.app.action !== 'none' && !status.app.own_schedule;
+  if (status.kernels.length === 0 && status.terminals.length === 0 && serverStops) {
     const left = secondsUntil(status.app.action_at, now);
     if (left !== null) {
       return left <= 0 ? 'Server stopping now' : `Server stops in ${formatDuration(left)}`;

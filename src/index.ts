@@ -4,7 +4,8 @@ import { Event } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
 
-import { canWrite, getStatus, keepAlive } from './api';
+import { INTERACTION_EVENTS, InteractionReporter, isPersonEvent, reportInterval } from './activity';
+import { canWrite, getStatus, keepAlive, reportActivity } from './api';
 import { formatDuration, IStatus, nextRefreshDelay, secondsUntil, shouldWarn, statusText } from './format';
 import { AutoShutdownPanel } from './panel';
 
@@ -33,12 +34,27 @@ class AutoShutdownView {
   private refreshTimer: number | undefined;
   private panel: MainAreaWidget<AutoShutdownPanel> | null = null;
   readonly statusItem = new Widget();
+  /** Tells the server a person is here: an open tab nobody uses must not keep it running. */
+  private readonly reporter = new InteractionReporter(
+    idleSeconds => void this.reportActivity(idleSeconds),
+    () => reportInterval(this.status?.settings.idle_timeout_minutes ?? null)
+  );
 
   constructor(private readonly app: JupyterFrontEnd) {
     this.statusItem.addClass('jp-AutoShutdown-status');
     this.statusItem.node.title = 'Auto-shutdown: click for details';
     this.statusItem.node.addEventListener('click', () => this.openPanel());
     window.setInterval(() => this.tick(), 1000); // local countdown: no request
+    const onInteraction = (event: globalThis.Event) => {
+      if (isPersonEvent(event as PointerEvent)) {
+        this.reporter.interaction();
+      }
+    };
+    for (const type of INTERACTION_EVENTS) {
+      document.addEventListener(type, onInteraction, { capture: true, passive: true });
+    }
+    // The person switched to this tab or window.
+    window.addEventListener('focus', onInteraction);
     app.serviceManager.events.stream.connect((_, event) => this.onEvent(event));
     void canWrite().then(writable => (this.writable = writable));
     void this.refresh();
@@ -57,6 +73,15 @@ class AutoShutdownView {
       () => void this.refresh(),
       nextRefreshDelay(this.status, Date.now())
     );
+  }
+
+  private async reportActivity(idleSeconds: number): Promise<void> {
+    try {
+      await reportActivity(idleSeconds);
+    } catch (error) {
+      return; // an older server without the route, or offline: the countdown stays as it is
+    }
+    await this.refresh(); // the server's deadline moved: show it
   }
 
   private tick(): void {
@@ -85,7 +110,7 @@ class AutoShutdownView {
       this.notify(`Auto-shutdown will shut down this kernel in ${formatDuration(secondsUntil(kernel.shutdown_at, now)!)}.`);
     }
     const app = status.app;
-    if (!kernel && status.kernels.length === 0 && status.terminals.length === 0 && app.action !== 'none' && app.action_at) {
+    if (!kernel && status.kernels.length === 0 && status.terminals.length === 0 && app.action !== 'none' && !app.own_schedule && app.action_at) {
       const warningAt = new Date(Date.parse(app.action_at) - status.settings.warning_seconds * 1000).toISOString();
       if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get('app') ?? null)) {
         this.warnedFor.set('app', app.action_at);

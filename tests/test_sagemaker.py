@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 from botocore.stub import Stubber
-from helpers import api, start_extension, start_kernel, wait_for
+from helpers import api, kernel_gone, start_extension, start_kernel, wait_for, wait_pass_after
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
@@ -37,9 +37,10 @@ def endpoint_app(name, app_type="KernelGateway", status="InService", created=LON
 class FakeStudioApps:
     """What Studio Classic serves on its JupyterServer at sagemaker/api/apps (as the original used it)."""
 
-    def __init__(self, apps: list[dict]) -> None:
+    def __init__(self, apps: list[dict], slow_to_delete: bool = False) -> None:
         self.apps = {app["app_name"]: app for app in apps}
         self.deleted: list[str] = []
+        self.deleted_at: list[datetime] = []
         fake = self
 
         class AppsHandler(APIHandler):
@@ -53,7 +54,9 @@ class FakeStudioApps:
             @web.authenticated
             def delete(self, name):
                 fake.deleted.append(name)
-                fake.apps[name] = {**fake.apps[name], "status": "Deleting"}
+                fake.deleted_at.append(datetime.now(timezone.utc))
+                if not slow_to_delete:  # a slow Studio still lists it InService for a while
+                    fake.apps[name] = {**fake.apps[name], "status": "Deleting"}
                 self.set_status(204)
                 self.finish()
 
@@ -226,3 +229,57 @@ async def test_auto_method_falls_back_to_the_api_when_the_endpoint_does_not_answ
         result = await run_past_first_look(action, jp_serverapp)
     stubber.assert_no_pending_responses()
     assert result == "deleted KernelGateway app(s) idle-app via boto3"
+
+
+async def test_a_kernel_gateway_app_follows_its_own_kernels_while_a_tab_polls(
+    jp_serverapp, jp_fetch, monkeypatch
+):
+    """The original's rule without its bugs: the KernelGateway app (the bill) is deleted a timeout
+    after its last kernel went away, whatever the free JupyterServer app sees; once."""
+    fake = FakeStudioApps([endpoint_app("kg-app")], slow_to_delete=True)
+    fake.install(jp_serverapp)
+    kernel_manager = jp_serverapp.kernel_manager
+    plain_model = kernel_manager.kernel_model
+    monkeypatch.setattr(kernel_manager, "kernel_model", lambda kid: {**plain_model(kid), "app_name": "kg-app"})
+    extension = await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+
+    polling = True
+
+    async def poll() -> None:  # an open Studio Classic tab
+        while polling:
+            for route in (("api", "kernels"), ("api", "sessions"), ("api", "terminals")):
+                await jp_fetch(*route)
+            await asyncio.sleep(0.5)
+
+    poller = asyncio.ensure_future(poll())
+    try:
+        await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=TIMEOUT_SECONDS + 15)
+        gone_at = datetime.now(timezone.utc)
+        assert fake.deleted == [], "not while its kernel was there, nor at once after it went"
+        await wait_for(lambda: fake.deleted, timeout=TIMEOUT_SECONDS + 10, what="the app's deletion")
+        since_gone = (fake.deleted_at[0] - gone_at).total_seconds()
+        assert TIMEOUT_SECONDS - 0.5 <= since_gone <= TIMEOUT_SECONDS + 5, since_gone
+        # Still listed as InService, polled all the while: deleted once, not again.
+        await wait_pass_after(extension, fake.deleted_at[0] + timedelta(seconds=3 * TIMEOUT_SECONDS))
+        assert fake.deleted == ["kg-app"]
+    finally:
+        polling = False
+        await poller
+    status = await api(jp_fetch, "autoshutdown", "api", "status")
+    assert status["app"]["last_error"] is None
+
+
+async def test_the_actions_own_requests_are_never_activity(jp_serverapp, http_server_client):
+    fake = FakeStudioApps([endpoint_app("kg-app")])
+    fake.install(jp_serverapp)
+    settings = jp_serverapp.web_app.settings
+    extension = await start_extension(jp_serverapp)
+    # No request of the test itself from here on: only the action talks to the server.
+    api_activity_before = settings.get("api_last_activity")
+    server_activity_before = jp_serverapp.web_app.last_activity()
+    await wait_for(lambda: fake.deleted, timeout=TIMEOUT_SECONDS + 10, what="the app's deletion")
+    await wait_for(lambda: extension.monitor.count >= 3, timeout=10)
+    assert settings.get("api_last_activity") == api_activity_before
+    assert jp_serverapp.web_app.last_activity() == server_activity_before
+    assert extension.activity.last_activity is None
