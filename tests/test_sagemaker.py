@@ -240,7 +240,8 @@ async def test_a_kernel_gateway_app_follows_its_own_kernels_while_a_tab_polls(
     fake.install(jp_serverapp)
     kernel_manager = jp_serverapp.kernel_manager
     plain_model = kernel_manager.kernel_model
-    monkeypatch.setattr(kernel_manager, "kernel_model", lambda kid: {**plain_model(kid), "app_name": "kg-app"})
+    monkeypatch.setattr(kernel_manager, "kernel_model",
+                        lambda kid: {**plain_model(kid), "app_name": "kg-app"})
     extension = await start_extension(jp_serverapp)
     kernel_id = await start_kernel(jp_fetch)
 
