@@ -141,7 +141,8 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""What counts as activity. 'kernels_or_terminals': a kernel's own messages, a
         terminal's input and output. 'kernel_connections': also, an open client (browser tab)
-        keeps its kernel alive. 'activity': also, any user request to the server keeps every
+        keeps its kernel alive. 'activity': also, the server's activity (what server_activity
+        counts: by default what people do, such as saving a file or typing in a page) keeps every
         kernel and terminal alive.""",
     )
     server_activity = Enum(

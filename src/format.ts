@@ -22,6 +22,7 @@ export interface IAppStatus {
   reason: string;
   /** Set when the action follows its own rule (Studio Classic's apps), not the server's idleness. */
   own_schedule?: string | null;
+  last_run_at?: string | null;
 }
 
 export interface IStatus {
@@ -102,6 +103,10 @@ export function statusText(status: IStatus | null, kernelId: string | null, now:
     const left = secondsUntil(status.app.action_at, now);
     if (left !== null) {
       return left <= 0 ? 'Server stopping now' : `Server stops in ${formatDuration(left)}`;
+    }
+    if (status.app.last_run_at) {
+      // It ran and waits for new activity (a `command` or `none`-like action leaves us running).
+      return `Server: '${status.app.action}' ran at ${formatClock(status.app.last_run_at)}`;
     }
   }
   return `Auto-shutdown: ${formatDuration(status.settings.idle_timeout_minutes * 60)} idle`;

@@ -29,6 +29,8 @@ class AutoShutdownView {
   status: IStatus | null = null;
   writable = false;
   private warnedFor = new Map<string, string>();
+  /** Warnings on screen: target ("app" or a kernel id) -> the toast and the deadline it names. */
+  private shownWarnings = new Map<string, { id: string; shutdownAt: string }>();
   /** Kernel id -> title of the open notebook or console using it, as of the last tick. */
   private openKernels = new Map<string, string>();
   private refreshTimer: number | undefined;
@@ -104,29 +106,44 @@ class AutoShutdownView {
     if (!status) {
       return;
     }
+    // A warning whose deadline moved (someone was active) or passed is withdrawn: a toast saying
+    // "stops in 6 s" must not stay next to a countdown that says otherwise.
+    for (const [target, shown] of this.shownWarnings) {
+      const current =
+        target === 'app' ? status.app.action_at : status.kernels.find(k => k.id === target)?.shutdown_at ?? null;
+      if (current !== shown.shutdownAt) {
+        Notification.dismiss(shown.id);
+        this.shownWarnings.delete(target);
+      }
+    }
     const kernel = kernelId ? status.kernels.find(k => k.id === kernelId) : undefined;
     if (kernel && shouldWarn(kernel.shutdown_at, kernel.warning_at, now, this.warnedFor.get(kernel.id!) ?? null)) {
       this.warnedFor.set(kernel.id!, kernel.shutdown_at!);
-      this.notify(`Auto-shutdown will shut down this kernel in ${formatDuration(secondsUntil(kernel.shutdown_at, now)!)}.`);
+      this.notify(kernel.id!, kernel.shutdown_at!, `Auto-shutdown will shut down this kernel in ${formatDuration(secondsUntil(kernel.shutdown_at, now)!)}.`);
     }
     const app = status.app;
     if (!kernel && status.kernels.length === 0 && status.terminals.length === 0 && app.action !== 'none' && !app.own_schedule && app.action_at) {
       const warningAt = new Date(Date.parse(app.action_at) - status.settings.warning_seconds * 1000).toISOString();
       if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get('app') ?? null)) {
         this.warnedFor.set('app', app.action_at);
-        this.notify(`Auto-shutdown will stop this server ('${app.action}') in ${formatDuration(secondsUntil(app.action_at, now)!)}.`);
+        this.notify('app', app.action_at, `Auto-shutdown will stop this server ('${app.action}') in ${formatDuration(secondsUntil(app.action_at, now)!)}.`);
       }
     }
   }
 
-  private notify(message: string): void {
-    Notification.warning(message, {
+  private notify(target: string, shutdownAt: string, message: string): void {
+    const previous = this.shownWarnings.get(target);
+    if (previous) {
+      Notification.dismiss(previous.id);
+    }
+    const id = Notification.warning(message, {
       autoClose: false,
       actions: [
         { label: 'Keep alive', callback: () => void this.keepAlive(), displayType: 'accent' },
         { label: 'Dismiss', callback: () => undefined }
       ]
     });
+    this.shownWarnings.set(target, { id, shutdownAt });
   }
 
   async keepAlive(): Promise<void> {

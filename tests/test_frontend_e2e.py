@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -94,4 +98,125 @@ def test_countdown_warning_keep_alive_panel_and_cull_message_in_a_real_browser(h
         log = lab.output()
         assert "auto-shutdown: kept alive until" in log and "auto-shutdown: shutting down kernel" in log
     finally:
+        lab.stop()
+
+
+# ---- an open tab that nobody uses must not keep the bill running ------------------------------
+
+IDLE_TAB_MINUTES = 0.5  # T = 30 s
+IDLE_TAB_SECONDS = IDLE_TAB_MINUTES * 60
+
+
+def lab_with_marker_action(home: Path) -> tuple[ServerProcess, Path]:
+    """`jupyter lab` whose app action (`command`) writes the time it ran to a marker file."""
+    marker = home / "app-action-ran"
+    settings = home / ".jupyter/lab/user-settings/@jupyterlab"
+    for plugin, values in (("apputils-extension/notification", {"fetchNews": "false"}),
+                           ("docmanager-extension/plugin", {"autosave": False})):
+        (settings / f"{plugin}.jupyterlab-settings").parent.mkdir(parents=True, exist_ok=True)
+        (settings / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
+    (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"AutoShutdown": {
+        "app_action": "command",
+        "app_command": [sys.executable, "-c",
+                        "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))", str(marker)],
+    }}))
+    lab = ServerProcess(
+        home, f"--AutoShutdown.idle_timeout={IDLE_TAB_MINUTES}", "--AutoShutdown.warning_minutes=0.1",
+        "--AutoShutdown.max_check_interval=5", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", module="jupyterlab",
+    )
+    assert lab.request("PUT", "api/contents/demo.ipynb",
+                       json={"type": "notebook", "content": NOTEBOOK}).status_code in (200, 201)
+    return lab, marker
+
+
+def run_idle_tab(lab: ServerProcess, mode: str, seconds: float = 0) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["node", str(ROOT / "ui-tests" / "idle-tab.mjs"), lab.url, TOKEN, "demo.ipynb", str(OUTPUT), mode,
+         str(seconds)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+
+
+def steps_of(stdout: str) -> dict:
+    return {record["step"]: record for record in map(json.loads, filter(
+        lambda line: line.startswith("{"), stdout.splitlines()))}
+
+
+def app_status(lab: ServerProcess) -> dict:
+    return lab.request("GET", "autoshutdown/api/status").json()["app"]
+
+
+@pytest.mark.timeout(300)
+def test_an_open_tab_nobody_uses_lets_the_app_action_run_on_time(home):
+    lab, marker = lab_with_marker_action(home)
+    script = None
+    try:
+        script = run_idle_tab(lab, "nobody")
+        deadlines, kernel_seen = set(), False
+        # The server's own view, from our status route (never activity), while the tab stays open:
+        # every app deadline shown once the notebook's kernel has gone.
+        while script.poll() is None and not marker.exists():
+            status = lab.request("GET", "autoshutdown/api/status").json()
+            kernel_seen = kernel_seen or bool(status["kernels"])
+            app = status["app"]
+            if kernel_seen and not status["kernels"] and app["action_at"] and not app["last_run_at"]:
+                deadlines.add(app["action_at"])
+            time.sleep(0.2)
+        stdout, stderr = script.communicate(timeout=180)
+        steps = steps_of(stdout)
+        assert script.returncode == 0 and "error" not in steps, (
+            f"{stdout}\n{stderr}\n--- server log ---\n{lab.output()[-5000:]}")
+        assert steps["opened"]["visibility"] == "visible"
+        assert steps["server-countdown"]["text"].startswith("Server stops in")
+        # The kernel went about T after its last activity (the cell run).
+        culls = re.findall(r"shutting down kernel \S+ \(python3\): idle for (\d+) s", lab.output())
+        idle = [int(n) for n in culls]
+        assert idle and IDLE_TAB_SECONDS <= idle[0] <= IDLE_TAB_SECONDS + 2, idle
+        # One deadline, shown all along while the tab polled; the action ran within 2 s of it.
+        assert len(deadlines) == 1, deadlines
+        deadline = datetime.fromisoformat(deadlines.pop()).timestamp()
+        lateness = float(marker.read_text()) - deadline
+        print(f"app action {lateness:.3f} s after its deadline, tab open and polling")
+        assert 0 <= lateness <= 2, lateness
+        assert steps["action-ran"]["app"]["last_run_at"]
+        assert steps["action-ran"]["text"].startswith("Server: 'command' ran at"), steps["action-ran"]
+        for record in steps.values():
+            if "screenshot" in record:
+                assert Path(record["screenshot"]).stat().st_size > 10_000, record
+        assert lab.process.poll() is None, "the command action stops nothing by itself"
+    finally:
+        if script is not None and script.poll() is None:
+            script.kill()
+            script.wait()
+        lab.stop()
+
+
+@pytest.mark.timeout(300)
+def test_typing_in_a_cell_keeps_the_server_though_nothing_runs_or_saves(home):
+    lab, marker = lab_with_marker_action(home)
+    script = None
+    typing_seconds = 2 * IDLE_TAB_SECONDS + 15
+    try:
+        started = time.time()
+        script = run_idle_tab(lab, "typing", typing_seconds)
+        stdout, stderr = script.communicate(timeout=typing_seconds + 150)
+        steps = steps_of(stdout)
+        assert script.returncode == 0 and "error" not in steps, (
+            f"{stdout}\n{stderr}\n--- server log ---\n{lab.output()[-5000:]}")
+        typed = steps["typed"]
+        assert typed["typed"] >= typing_seconds // 10
+        # Typing is no kernel activity: the kernel went after T; the server stayed for the person.
+        assert typed["kernels"] == 0
+        assert not marker.exists(), "the app action ran while someone was typing"
+        assert time.time() - started > 2 * IDLE_TAB_SECONDS + 10
+        app = app_status(lab)
+        assert app["last_activity_source"] == "front end interaction", app
+        assert app["last_run_at"] is None and app["action_at"] is not None
+        saved = lab.request("GET", "api/contents/demo.ipynb").json()["content"]
+        assert saved["cells"][0]["source"] == "x = 1", "nothing was saved"
+    finally:
+        if script is not None and script.poll() is None:
+            script.kill()
+            script.wait()
         lab.stop()

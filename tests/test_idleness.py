@@ -91,8 +91,9 @@ async def test_idle_type_activity_any_user_request_keeps_kernels(jp_serverapp, j
     await start_extension(jp_serverapp)
     kernel_id = await start_kernel(jp_fetch)
     until = time.monotonic() + 2.5 * TIMEOUT_SECONDS
-    while time.monotonic() < until:  # a user browsing files, not touching the kernel
-        await jp_fetch("api", "contents")
+    while time.monotonic() < until:  # a user editing and saving a file, not touching the kernel
+        await jp_fetch("api", "contents", "notes.txt", method="PUT",
+                       body='{"type": "file", "format": "text", "content": "more"}')
         assert not kernel_gone(jp_serverapp, kernel_id)
         await asyncio.sleep(0.5)
     assert "idle_type 'activity'" in (await kernel_row(jp_fetch, kernel_id))["reason"]

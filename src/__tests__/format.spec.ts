@@ -78,6 +78,16 @@ describe('statusText', () => {
     const empty = status({ app: { action: 'server', action_at: at(90), reason: '' } });
     expect(statusText(empty, null, NOW)).toBe('Server stops in 2 min');
   });
+  it('says when the app action ran and waits for new activity', () => {
+    const ran = status({ app: { action: 'command', action_at: null, reason: '', last_run_at: at(-5) } });
+    expect(statusText(ran, null, NOW)).toMatch(/^Server: 'command' ran at \d\d:\d\d$/);
+  });
+  it('shows no server countdown for an action on its own schedule (Studio Classic)', () => {
+    const classic = status({
+      app: { action: 'sagemaker', action_at: at(90), reason: '', own_schedule: 'Studio Classic: ...' }
+    });
+    expect(statusText(classic, null, NOW)).toBe('Auto-shutdown: 2 h idle');
+  });
   it('says exempt kernels are never shut down', () => {
     const exempt = kernel(null, { exempt: true });
     expect(statusText(status({ kernels: [exempt] }), 'k1', NOW)).toBe('Auto-shutdown: never (exempt)');

@@ -1,0 +1,89 @@
+// An open, visible JupyterLab tab that nobody uses, or that someone types in, in headless Chromium
+// (Debian's, driven by playwright-core). Usage:
+//   node ui-tests/idle-tab.mjs <lab url> <token> <notebook path> <output dir> nobody|typing <seconds>
+// nobody: run one cell, then touch nothing until the server's app action has run.
+// typing: type one character into a cell every 10 s for <seconds> (no run, no save).
+// Prints one JSON line per step; tests/test_frontend_e2e.py runs it and checks the server side.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [url, token, notebook, outDir, mode, seconds] = process.argv.slice(2);
+fs.mkdirSync(outDir, { recursive: true });
+const report = (step, data = {}) => console.log(JSON.stringify({ step, time: Date.now() / 1000, ...data }));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync']
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const toastsSettled = () =>
+  page.waitForFunction(() =>
+    [...document.querySelectorAll('.Toastify__toast')].every(
+      toast => toast.getBoundingClientRect().right <= window.innerWidth
+    )
+  );
+const shot = async name => {
+  await toastsSettled();
+  const file = path.join(outDir, name);
+  await page.screenshot({ path: file });
+  return file;
+};
+// GETs only, like the tab's own polls (and our status route is never activity anyway).
+const get = route =>
+  page.evaluate(async ([route, token]) => {
+    const response = await fetch(route, { headers: { Authorization: `token ${token}` } });
+    return response.json();
+  }, [`${url}/${route}`, token]);
+const pause = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+try {
+  const status = page.locator('.jp-AutoShutdown-status');
+  await page.goto(`${url}/lab/tree/${notebook}?token=${token}`);
+  await status.filter({ hasText: /Shuts down in/ }).waitFor({ timeout: 60000 });
+  const visibility = await page.evaluate(() => document.visibilityState);
+  report('opened', { text: await status.textContent(), visibility, screenshot: await shot('10-opened.png') });
+
+  const editor = page.locator('.jp-Cell .cm-content').first();
+  await editor.click();
+  if (mode === 'nobody') {
+    await page.keyboard.press('Shift+Enter');
+    await page.locator('.jp-InputArea-prompt', { hasText: '[1]' }).first().waitFor({ timeout: 30000 });
+    report('ran-cell', { screenshot: await shot('11-ran-cell.png') });
+    // From here on nobody touches the page; it stays open, visible and polling.
+    const culled = page.getByText("Auto-shutdown shut this notebook's kernel down", { exact: false }).first();
+    await culled.waitFor({ timeout: 120000 });
+    report('culled', { text: await culled.textContent(), screenshot: await shot('12-culled.png') });
+    await status.filter({ hasText: /Server stops in/ }).waitFor({ timeout: 30000 });
+    report('server-countdown', { text: await status.textContent(), screenshot: await shot('13-server-countdown.png') });
+    const started = Date.now();
+    let app = (await get('autoshutdown/api/status')).app;
+    while (!app.last_run_at && Date.now() - started < 120000) {
+      await pause(200);
+      app = (await get('autoshutdown/api/status')).app;
+    }
+    report('action-ran', { text: await status.textContent(), app, screenshot: await shot('14-action-ran.png') });
+  } else {
+    const end = Date.now() + Number(seconds) * 1000;
+    let typed = 0;
+    while (Date.now() < end) {
+      await page.keyboard.type('x');
+      typed += 1;
+      if (typed === 4) {
+        report('typing', { text: await status.textContent(), screenshot: await shot('20-typing.png') });
+      }
+      await pause(10000);
+    }
+    const kernels = await get('api/kernels');
+    report('typed', { typed, kernels: kernels.length, text: await status.textContent(),
+                      app: (await get('autoshutdown/api/status')).app,
+                      screenshot: await shot('21-typed.png') });
+  }
+} catch (error) {
+  report('error', { message: String(error), screenshot: await shot('99-idle-tab-error.png').catch(() => null) });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
