@@ -14,7 +14,8 @@ REQUIRED = [
     "lateness_p95_seconds", "builtin_lateness_p95_seconds", "mass_cull_seconds",
     "builtin_mass_cull_seconds", "mass_cull_speedup_vs_builtin", "single_shutdown_seconds",
     "pass_cost_us_per_resource", "pass_floor_us_per_resource", "max_loop_block_ms",
-    "idle_cpu_ratio", "rss_overhead_mb", "cpu_count",
+    "idle_cpu_ratio", "rss_overhead_mb", "cpu_count", "pass_cost_vs_floor_p25", "pass_cost_vs_floor_p75",
+    "app_action_lateness_open_tab_seconds",
 ]
 
 

@@ -64,6 +64,8 @@ try {
       await pause(200);
       app = (await get('autoshutdown/api/status')).app;
     }
+    // The page learns it from the server's event stream within moments.
+    await status.filter({ hasText: /ran at/ }).waitFor({ timeout: 15000 }).catch(() => null);
     report('action-ran', { text: await status.textContent(), app, screenshot: await shot('14-action-ran.png') });
   } else {
     const end = Date.now() + Number(seconds) * 1000;
