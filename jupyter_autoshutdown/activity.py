@@ -171,43 +171,39 @@ class PeopleActivity:
 
     def transform(self) -> type[OutputTransform]:
         """An output transform class for ``web_app.add_transform`` that feeds this tracker."""
-        return _transform_for(self)
+        tracker = self
 
+        class ActivityTransform(OutputTransform):
+            """Sees each request start (made per request) and end (its last chunk); changes nothing."""
 
-def _transform_for(tracker: PeopleActivity) -> type[OutputTransform]:
-    class ActivityTransform(OutputTransform):
-        """Sees each request start (made per request) and end (its last chunk); changes nothing."""
-
-        def __init__(self, request: Any) -> None:
-            self._request = request
-            self._status = 200
-            try:
-                self._counted = tracker.request_started(request)
-            except Exception:  # observing must never break a request
-                tracker.log.exception("auto-shutdown: noting a request failed")
-                self._counted = False
-
-        def transform_first_chunk(
-            self, status_code: int, headers: Any, chunk: bytes, finishing: bool
-        ) -> tuple[int, Any, bytes]:
-            self._status = status_code
-            if finishing:
-                self._finish()
-            return status_code, headers, chunk
-
-        def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
-            if finishing:
-                self._finish()
-            return chunk
-
-        def _finish(self) -> None:
-            if self._counted:
-                self._counted = False
+            def __init__(self, request: Any) -> None:
+                self._request = request
+                self._status = 200
                 try:
-                    tracker.request_finished(self._request, self._status)
-                except Exception:
-                    tracker.log.exception("auto-shutdown: noting a request's end failed")
+                    self._counted = tracker.request_started(request)
+                except Exception:  # observing must never break a request
+                    tracker.log.exception("auto-shutdown: noting a request failed")
+                    self._counted = False
 
-    ActivityTransform.tracker = tracker  # type: ignore[attr-defined]
-    return ActivityTransform
+            def transform_first_chunk(
+                self, status_code: int, headers: Any, chunk: bytes, finishing: bool
+            ) -> tuple[int, Any, bytes]:
+                self._status = status_code
+                if finishing:
+                    self._finish()
+                return status_code, headers, chunk
 
+            def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+                if finishing:
+                    self._finish()
+                return chunk
+
+            def _finish(self) -> None:
+                if self._counted:
+                    self._counted = False
+                    try:
+                        tracker.request_finished(self._request, self._status)
+                    except Exception:
+                        tracker.log.exception("auto-shutdown: noting a request's end failed")
+
+        return ActivityTransform

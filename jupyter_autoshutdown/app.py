@@ -152,8 +152,8 @@ class AutoShutdown(ExtensionApp):
         help="""What keeps the server itself (and so the app action) from being idle.
         'people': what people do: kernel activity, terminal input and output, writes (POST, PUT,
         PATCH, DELETE) on activity_paths (saving, creating, renaming, deleting, starting and
-        stopping kernels, sessions and terminals), and interaction in a JupyterLab or Notebook 7
-        page reported by this extension's front end. GET requests (the polls of an open browser
+        stopping kernels, sessions and terminals), and keyboard, pointer, wheel or focus use of
+        a JupyterLab page, reported by this extension's front end. GET requests (the polls of an open browser
         tab), websocket pings, other extensions' requests and this extension's own never count, so
         an open tab that nobody uses does not keep the bill running. 'any_request': every
         authenticated API request counts, as for jupyter_server's own

@@ -220,8 +220,8 @@ class ActivityHandler(AutoShutdownHandler):
         limit = MAX_REPORTED_IDLE_SECONDS
         if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 <= idle <= limit:
             raise web.HTTPError(400, f"idle_seconds must be a number from 0 to {limit:g}")
+        # Activity only moves deadlines later: the monitor finds that out at the old deadline.
         when = self.extension.activity.report_interaction(float(idle))
-        self.extension.monitor.wake()
         self.finish(json.dumps({"last_activity": when.isoformat()}))
 
 

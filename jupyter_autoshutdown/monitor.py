@@ -400,8 +400,8 @@ class Monitor:
             self._record_error(message)
         app_state = self.app_state()
         if app_state.own_schedule is not None and not snapshot.errors:
-            self._note_resources(snapshot, now)
-            app_state = app_state._replace(own_run_at=self._own_run_at)
+            self._note_resources(snapshot, now)  # may move own_run_at to now
+            app_state = self.app_state()
         # Decided after _empty_since is updated: the app's idle period may start at this pass.
         settings = self.store.current
         plan = decide(snapshot, settings, now, app_state)

@@ -1,36 +1,10 @@
 // End-to-end check of the JupyterLab front end in headless Chromium (Debian's, driven by
 // playwright-core). Usage: node ui-tests/e2e.mjs <lab url> <token> <notebook path> <output dir>
 // Prints one JSON line per step; tests/test_frontend_e2e.py runs it and checks the server side.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { openBrowser, report } from './browser.mjs';
 
 const [url, token, notebook, outDir] = process.argv.slice(2);
-fs.mkdirSync(outDir, { recursive: true });
-const report = (step, data = {}) => console.log(JSON.stringify({ step, ...data }));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  // Playwright starts it with a new empty profile. Without the background-networking flags
-  // Chromium keeps dialing out of a closed network.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync']
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-// Toasts slide in from the right: screenshots wait until every one is fully on screen.
-const toastsSettled = () =>
-  page.waitForFunction(() =>
-    [...document.querySelectorAll('.Toastify__toast')].every(
-      toast => toast.getBoundingClientRect().right <= window.innerWidth
-    )
-  );
-const shot = async name => {
-  await toastsSettled();
-  const file = path.join(outDir, name);
-  await page.screenshot({ path: file });
-  return file;
-};
+const { browser, page, shot } = await openBrowser(outDir);
 const api = (route, method = 'GET') =>
   page.evaluate(async ([route, method, token]) => {
     const response = await fetch(route, { method, headers: { Authorization: `token ${token}` } });

@@ -4,33 +4,10 @@
 // nobody: run one cell, then touch nothing until the server's app action has run.
 // typing: type one character into a cell every 10 s for <seconds> (no run, no save).
 // Prints one JSON line per step; tests/test_frontend_e2e.py runs it and checks the server side.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { openBrowser, report } from './browser.mjs';
 
 const [url, token, notebook, outDir, mode, seconds] = process.argv.slice(2);
-fs.mkdirSync(outDir, { recursive: true });
-const report = (step, data = {}) => console.log(JSON.stringify({ step, time: Date.now() / 1000, ...data }));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync']
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-const toastsSettled = () =>
-  page.waitForFunction(() =>
-    [...document.querySelectorAll('.Toastify__toast')].every(
-      toast => toast.getBoundingClientRect().right <= window.innerWidth
-    )
-  );
-const shot = async name => {
-  await toastsSettled();
-  const file = path.join(outDir, name);
-  await page.screenshot({ path: file });
-  return file;
-};
+const { browser, page, shot } = await openBrowser(outDir);
 // GETs only, like the tab's own polls (and our status route is never activity anyway).
 const get = route =>
   page.evaluate(async ([route, token]) => {
