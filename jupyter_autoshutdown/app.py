@@ -26,6 +26,7 @@ from .monitor import DailyStop, Monitor, MonitorOptions
 from .schedule import parse_stop_time, parse_zone
 from .settings import (
     IDLE_TYPES,
+    Limits,
     Settings,
     SettingsError,
     SettingsStore,
@@ -55,6 +56,32 @@ class AutoShutdown(ExtensionApp):
         help="""Minutes without activity after which an idle kernel is shut down (and, once no
         kernels remain, a terminal is removed and the app action runs). 0 turns auto-shutdown off.
         A runtime change over REST overrides this until this value itself is changed.""",
+    )
+    min_idle_timeout = Float(
+        0.0,
+        config=True,
+        help="""Operator limit: the shortest idle timeout, in minutes, a user may choose at run time
+        (REST, the front end, set-time-interval.sh). 0: no lower bound. A saved or static
+        idle_timeout below it is raised to it at start (logged).""",
+    )
+    max_idle_timeout = Float(
+        0.0,
+        config=True,
+        help="""Operator limit: the longest idle timeout, in minutes, a user may choose at run time.
+        0: no upper bound (beyond one year). A saved or static idle_timeout above it is lowered to
+        it at start (logged).""",
+    )
+    allow_disable = Bool(
+        True,
+        config=True,
+        help="""Operator limit: whether a runtime change may set the idle timeout to 0 (off).
+        When False, a saved 0 is replaced by the static idle_timeout at start.""",
+    )
+    allow_user_exemptions = Bool(
+        True,
+        config=True,
+        help="""Operator limit: whether keep_this_kernel() is honoured. When False, a kernel that
+        called it is shut down like any other, and status says its opt-out was ignored.""",
     )
     keep_terminals = Bool(
         False,
@@ -238,7 +265,7 @@ class AutoShutdown(ExtensionApp):
         Empty: <jupyter data dir>/jupyter_autoshutdown/state.json.""",
     )
 
-    @validate("idle_timeout", "starting_timeout")
+    @validate("idle_timeout", "starting_timeout", "min_idle_timeout", "max_idle_timeout")
     def _validate_minutes(self, proposal: Any) -> float:
         try:
             return parse_minutes(proposal["trait"].name, proposal["value"])
@@ -284,6 +311,22 @@ class AutoShutdown(ExtensionApp):
             starting_timeout_minutes=self.starting_timeout,
             idle_type=self.idle_type,
             warning_minutes=max(0.0, self.warning_minutes),
+        )
+
+    def limits(self) -> Limits:
+        low, high = self.min_idle_timeout, self.max_idle_timeout
+        if low and high and low > high:
+            # Both are the operator's; the lower cost wins rather than turning culling off.
+            self.log.error(
+                "auto-shutdown: min_idle_timeout %g is above max_idle_timeout %g; using %g for both",
+                low, high, high,
+            )
+            low = high
+        return Limits(
+            min_idle_timeout_minutes=low,
+            max_idle_timeout_minutes=high,
+            allow_disable=self.allow_disable,
+            allow_user_exemptions=self.allow_user_exemptions,
         )
 
     def action_settings(self) -> ActionSettings:
@@ -342,8 +385,9 @@ class AutoShutdown(ExtensionApp):
         self._activity_transform = self.activity.transform()
         self.serverapp.web_app.add_transform(self._activity_transform)
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
+        limits = self.limits()
         self.store = SettingsStore(
-            self.configured_settings(), StateFile(state_path, self.log), self.log
+            self.configured_settings(), StateFile(state_path, self.log), self.log, limits
         )
         self.monitor = Monitor(
             serverapp=self.serverapp,
@@ -361,7 +405,10 @@ class AutoShutdown(ExtensionApp):
             ),
             log=self.log,
             terminal_manager=self._terminal_manager,
-            exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths),
+            exemptions=Exemptions(
+                self.exempt_kernel_names, self.exempt_paths,
+                honour_opt_outs=limits.allow_user_exemptions,
+            ),
             sampler=self._sampler(),
             events=Events(self.serverapp, self.log),
             activity=self.activity,

@@ -44,10 +44,19 @@ def keep_this_kernel(keep: bool = True) -> str:
     return f"auto-shutdown rules apply to this kernel again ({kernel_id})"
 
 
+#: Why a kernel that opted out is shut down anyway (shown in `status`).
+OPT_OUT_REFUSED = "keep_this_kernel() is not honoured on this server (allow_user_exemptions is false)"
+
+
 class Exemptions:
-    def __init__(self, name_patterns: Sequence[str], path_patterns: Sequence[str]) -> None:
+    def __init__(
+        self, name_patterns: Sequence[str], path_patterns: Sequence[str], *, honour_opt_outs: bool = True
+    ) -> None:
         self.name_patterns = tuple(name_patterns)
         self.path_patterns = tuple(path_patterns)
+        self.honour_opt_outs = honour_opt_outs
+        #: Kernels that called keep_this_kernel() while opt-outs are not honoured (last read).
+        self.refused: frozenset[str] = frozenset()
 
     async def read(self, serverapp: Any) -> dict[str, str]:
         """kernel id -> why it is exempt. Reads only what the configured rules need."""
@@ -70,8 +79,11 @@ class Exemptions:
                 opted_out = os.listdir(marker_dir(connection_dir))
             except OSError:
                 opted_out = []  # nobody opted out yet: the directory does not exist
-            for kernel_id in opted_out:
-                exempt.setdefault(kernel_id, "exempt: the user ran keep_this_kernel() in it")
+            if self.honour_opt_outs:
+                for kernel_id in opted_out:
+                    exempt.setdefault(kernel_id, "exempt: the user ran keep_this_kernel() in it")
+            else:
+                self.refused = frozenset(opted_out)
         return exempt
 
 

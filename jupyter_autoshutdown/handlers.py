@@ -15,6 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from .activity import MAX_REPORTED_IDLE_SECONDS
+from .exemptions import OPT_OUT_REFUSED
 from .observe import K_ID, KernelInfo
 from .settings import SettingsError, parse_minutes
 
@@ -102,6 +103,7 @@ class AutoShutdownHandler(APIHandler):
             "daily_stop_time": extension.daily_stop_time or None,
             "daily_stop_timezone": extension.daily_stop_timezone or None,
             "max_keep_alive_minutes": extension.max_keep_alive,
+            **extension.store.limits.as_model(),
             "server_activity": extension.server_activity,
             "activity_paths": list(extension.activity_paths),
         }
@@ -257,6 +259,7 @@ class StatusHandler(AutoShutdownHandler):
                 },
             }
 
+        exemptions = monitor.exemptions
         kernels = []
         for verdict in plan.kernels:
             kernel = by_id[verdict.id]
@@ -269,6 +272,9 @@ class StatusHandler(AutoShutdownHandler):
                 "exempt": verdict.id in snapshot.exempt,
                 **timing(verdict, verdict.id),
             })
+            if exemptions is not None and verdict.id in exemptions.refused:
+                kernels[-1]["reason"] = f"{verdict.reason}; {OPT_OUT_REFUSED}"
+                kernels[-1]["opt_out_refused"] = True
         terminals = [{"name": verdict.id, **timing(verdict, "t:" + verdict.id)} for verdict in plan.terminals]
         last_check = monitor.last_check
         app_failure = monitor.failure_of("app", "")

@@ -123,6 +123,70 @@ class Settings:
         return {key: getattr(self, key) for key in RUNTIME_FIELDS}
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The operator's bounds on what users choose at run time (minutes; 0 = no bound)."""
+
+    min_idle_timeout_minutes: float = 0.0
+    max_idle_timeout_minutes: float = 0.0
+    allow_disable: bool = True
+    allow_user_exemptions: bool = True
+
+    def allowed_range(self) -> str:
+        low, high = self.min_idle_timeout_minutes, self.max_idle_timeout_minutes
+        if low and high:
+            span = f"from {low:g} to {high:g} minutes"
+        elif low:
+            span = f"at least {low:g} minutes"
+        elif high:
+            span = f"at most {high:g} minutes"
+        else:
+            span = "any number of minutes"
+        return f"{span}, {'or 0 (off)' if self.allow_disable else 'not 0: turning it off is not allowed'}"
+
+    def refusal(self, minutes: float) -> str | None:
+        """Why a runtime idle timeout is not allowed on this server, or None when it is."""
+        low, high = self.min_idle_timeout_minutes, self.max_idle_timeout_minutes
+        if minutes == 0:
+            if self.allow_disable:
+                return None
+            broken = "turning auto-shutdown off (0) is not allowed on this server (allow_disable)"
+        elif low and minutes < low:
+            broken = f"{minutes:g} minutes is below this server's minimum (min_idle_timeout)"
+        elif high and minutes > high:
+            broken = f"{minutes:g} minutes is above this server's maximum (max_idle_timeout)"
+        else:
+            return None
+        return f"idle timeout: {broken}; allowed: {self.allowed_range()}"
+
+    def clamp(self, minutes: float, fallback: float) -> tuple[float, str]:
+        """A value within the bounds for `minutes`, and the bound used ('' when unchanged).
+
+        `fallback` replaces a 0 that is not allowed (itself clamped, unless it is 0 too).
+        """
+        if minutes == 0 and not self.allow_disable:
+            if fallback == 0:
+                return 0.0, ""
+            clamped, _ = self.clamp(fallback, 0.0)
+            return clamped, "allow_disable"
+        if minutes == 0:
+            return minutes, ""
+        low, high = self.min_idle_timeout_minutes, self.max_idle_timeout_minutes
+        if low and minutes < low:
+            return low, f"min_idle_timeout {low:g}"
+        if high and minutes > high:
+            return high, f"max_idle_timeout {high:g}"
+        return minutes, ""
+
+    def as_model(self) -> dict[str, Any]:
+        return {
+            "min_idle_timeout_minutes": self.min_idle_timeout_minutes,
+            "max_idle_timeout_minutes": self.max_idle_timeout_minutes,
+            "allow_disable": self.allow_disable,
+            "allow_user_exemptions": self.allow_user_exemptions,
+        }
+
+
 #: Fields a user may change at run time (REST) and that are persisted; the rest are static config.
 IDLE_TYPES = ("kernels_or_terminals", "kernel_connections", "activity")
 
@@ -187,12 +251,23 @@ class SettingsStore:
     """Holds the settings in force; applies validated runtime changes and persists them."""
 
     def __init__(
-        self, configured: Settings, state_file: StateFile | None, log: logging.Logger
+        self,
+        configured: Settings,
+        state_file: StateFile | None,
+        log: logging.Logger,
+        limits: Limits | None = None,
     ) -> None:
-        self.configured = configured
+        self.limits = limits or Limits()
         self.state_file = state_file
         self.log = log
-        self.current = self._load_overrides(configured)
+        # The static config as written: recorded in the state file, so loosening the bounds later
+        # is not mistaken for a change of the static config.
+        self.static = configured
+        self.configured = self._clamped(configured, configured.idle_timeout_minutes, "static idle_timeout")
+        self.current = self._clamped(
+            self._load_overrides(self.configured), self.configured.idle_timeout_minutes,
+            "saved runtime idle_timeout",
+        )
         self.last_persist_error: str | None = None
         self._listeners: list[Callable[[Settings], None]] = []
         self._write_lock: asyncio.Lock | None = None  # made in the running loop (Python 3.9)
@@ -209,7 +284,7 @@ class SettingsStore:
         for key, value in saved.items():
             if key not in RUNTIME_FIELDS:
                 continue
-            configured_value = getattr(configured, key)
+            configured_value = getattr(self.static, key)
             if key in recorded_config and recorded_config[key] != configured_value:
                 self.log.info(
                     "auto-shutdown: static config changed %s from %r to %r since the runtime "
@@ -232,12 +307,27 @@ class SettingsStore:
             )
         return loaded
 
+    def _clamped(self, settings: Settings, fallback: float, what: str) -> Settings:
+        minutes = settings.idle_timeout_minutes
+        clamped, bound = self.limits.clamp(minutes, fallback)
+        if not bound:
+            return settings
+        self.log.warning(
+            "auto-shutdown: %s %g minutes is outside the operator's limits; using %g minutes (%s)",
+            what, minutes, clamped, bound,
+        )
+        return dataclasses.replace(settings, idle_timeout_minutes=clamped)
+
     def on_change(self, listener: Callable[[Settings], None]) -> None:
         self._listeners.append(listener)
 
     def apply(self, changes: Mapping[str, Any], *, allow_numeric_string: bool = False) -> Settings:
         """Validate and apply in memory (raises SettingsError, changing nothing). Call persist() next."""
         updated = self.current.with_changes(changes, allow_numeric_string=allow_numeric_string)
+        if "idle_timeout_minutes" in changes:
+            refusal = self.limits.refusal(updated.idle_timeout_minutes)
+            if refusal is not None:
+                raise SettingsError(refusal)
         if updated != self.current:
             self.log.info("auto-shutdown: settings changed at run time: %s", dict(changes))
         self.current = updated
@@ -258,7 +348,7 @@ class SettingsStore:
                 "version": STATE_FILE_VERSION,
                 "updated_at": datetime.now(timezone.utc).isoformat(),
                 "settings": self.current.runtime_values(),
-                "config": self.configured.runtime_values(),
+                "config": self.static.runtime_values(),
             }
             try:
                 await asyncio.to_thread(state_file.write, data)
