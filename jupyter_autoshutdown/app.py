@@ -348,6 +348,10 @@ class AutoShutdown(ExtensionApp):
             # A typo in the action must not also switch off kernel culling.
             self.log.error("auto-shutdown: %s; using app action 'none'", error)
             return NoAction()
+        except Exception as error:  # a custom action's constructor failing, likewise
+            self.log.error("auto-shutdown: creating app action %r failed (%r); using app action 'none'",
+                           self.app_action, error)
+            return NoAction()
 
     def _terminal_manager(self) -> Any:
         settings = self.serverapp.web_app.settings
@@ -422,9 +426,17 @@ class AutoShutdown(ExtensionApp):
 
     async def _on_kernel_action(self, *, logger: Any, schema_id: str, data: Any) -> None:
         # Called by jupyter_events with these keywords; it must never raise into a kernel action.
+        running = self.monitor.kernel_requests
+        if running is not None and isinstance(data, dict) and data.get("action") == "restart":
+            running.restarted(str(data.get("kernel_id")))
         self.monitor.wake()
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if getattr(self, "monitor", None) is None:
+            # initialize_settings failed (jupyter_server logged why); the server runs without us.
+            self.log.error("auto-shutdown: not started: the extension failed to initialise (see above); "
+                           "nothing will be shut down automatically")
+            return
         event_logger = getattr(serverapp, "event_logger", None)
         if event_logger is not None:
             # A kernel started or shut down by the user changes the deadlines: re-plan at once.
@@ -450,6 +462,7 @@ class AutoShutdown(ExtensionApp):
         )
 
     async def stop_extension(self) -> None:
+        # Also called when initialize_settings failed partway: stopping the server must still work.
         transform = getattr(self, "_activity_transform", None)
         with contextlib.suppress(ValueError, AttributeError):
             self.serverapp.web_app.transforms.remove(transform)
@@ -460,4 +473,6 @@ class AutoShutdown(ExtensionApp):
                 event_logger.remove_listener(
                     schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
                 )
-        await self.monitor.stop()
+        monitor = getattr(self, "monitor", None)
+        if monitor is not None:
+            await monitor.stop()

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from datetime import time as dt_time
@@ -27,10 +27,12 @@ from typing import Any, Callable
 
 from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
 from .activity import PeopleActivity
+from .execution import RunningRequests
 from .exemptions import Exemptions
 from .observe import (
     K_ID,
     K_NAME,
+    NOT_RUNNING,
     T_NAME,
     KernelInfo,
     Snapshot,
@@ -145,6 +147,8 @@ class Monitor:
         #: Kernels on a Kernel or Enterprise Gateway: their records are refreshed before reading.
         self._remote_kernels = is_remote(serverapp.kernel_manager)
         self._remote_refresh_error: str | None = None
+        #: Requests each local kernel is running, from its own status messages (execution.py).
+        self.kernel_requests: RunningRequests | None = None if self._remote_kernels else RunningRequests(log)
         self.exemptions = exemptions
         self.sampler = sampler
         self.events = events
@@ -188,6 +192,8 @@ class Monitor:
             )
 
     async def stop(self) -> None:
+        if self.kernel_requests is not None:
+            self.kernel_requests.close()
         tasks = [task for task in (self._task, self._sampler_task) if task is not None]
         self._task = self._sampler_task = None
         for task in tasks:
@@ -296,7 +302,9 @@ class Monitor:
             # A resource that reports no activity time starts its idle clock when first seen.
             return self._first_seen.setdefault(key, now)
 
-        kernels, kernel_errors = read_kernels(self.serverapp.kernel_manager, first_seen)
+        kernels, kernel_errors = read_kernels(
+            self.serverapp.kernel_manager, first_seen, self._running_kernels()
+        )
         if self._remote_refresh_error:
             # Stale remote records could make a kernel that is working now look idle.
             kernels, kernel_errors = [], [self._remote_refresh_error]
@@ -333,6 +341,16 @@ class Monitor:
             stop_label=daily_stop.label if daily_stop is not None else "",
             keep_alive_until=keep_alive,
         )
+
+    def _running_kernels(self) -> Collection[str]:
+        """Ids of local kernels running a request now (watching any new kernel from now on)."""
+        if self.kernel_requests is None:
+            return NOT_RUNNING
+        try:
+            self.kernel_requests.sync(kernel_table(self.serverapp.kernel_manager)[0])
+        except Exception as error:  # watching is an addition: jupyter_server's state still applies
+            self._record_error(f"watching kernels' status messages failed: {error!r}")
+        return self.kernel_requests.busy
 
     def _forget_gone(self, kernels: list[KernelInfo], terminals: list[TerminalInfo]) -> None:
         live = {kernel[K_ID] for kernel in kernels} | {f"t:{term[T_NAME]}" for term in terminals}
@@ -549,7 +567,7 @@ class Monitor:
                 timeout=self.options.shutdown_timeout_seconds,
             ):
                 return False  # the gateway no longer has it
-            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at)
+            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self._running_kernels())
             if fresh is None:
                 return False  # already gone
             now = self.clock()

@@ -6,7 +6,7 @@ the failures come back as strings for `status`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple, Optional
@@ -101,8 +101,16 @@ def _no_fallback(_key: str) -> datetime | None:
     return None
 
 
+#: No kernel is known to be running a request beyond what jupyter_server says.
+NOT_RUNNING: frozenset[str] = frozenset()
+
+
 def _kernel_record(
-    kernel_id: str, kernel: Any, connections: dict, missing: MissingActivity = _no_fallback
+    kernel_id: str,
+    kernel: Any,
+    connections: dict,
+    missing: MissingActivity = _no_fallback,
+    running: Collection[str] = NOT_RUNNING,
 ) -> KernelInfo:
     last_activity = getattr(kernel, "last_activity", None)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
@@ -110,7 +118,9 @@ def _kernel_record(
     return (
         kernel_id,
         getattr(kernel, "kernel_name", None) or "",
-        getattr(kernel, "execution_state", None) or "unknown",
+        # A kernel running a request is busy whatever the last status jupyter_server copied
+        # (execution.py); the other way round, its busy is kept.
+        "busy" if kernel_id in running else getattr(kernel, "execution_state", None) or "unknown",
         last_activity,
         connections.get(kernel_id, 0) or 0,
     )
@@ -125,7 +135,10 @@ def kernel_table(kernel_manager: Any) -> tuple[dict, dict]:
 
 
 def read_kernel(
-    kernel_manager: Any, kernel_id: str, missing: MissingActivity = _no_fallback
+    kernel_manager: Any,
+    kernel_id: str,
+    missing: MissingActivity = _no_fallback,
+    running: Collection[str] = NOT_RUNNING,
 ) -> KernelInfo | None:
     """One kernel's record, or None when it no longer exists."""
     kernels, connections = kernel_table(kernel_manager)
@@ -135,12 +148,13 @@ def read_kernel(
             kernel = kernel_manager.get_kernel(kernel_id)
         except KeyError:
             return None
-    return _kernel_record(kernel_id, kernel, connections, missing)
+    return _kernel_record(kernel_id, kernel, connections, missing, running)
 
 
 def read_kernels(
-    kernel_manager: Any, missing: MissingActivity = _no_fallback
+    kernel_manager: Any, missing: MissingActivity = _no_fallback, running: Collection[str] = NOT_RUNNING
 ) -> tuple[list[KernelInfo], list[str]]:
+    """Every kernel's record; `running`: ids of kernels known to be running a request (busy)."""
     kernels: list[KernelInfo] = []
     errors: list[str] = []
     try:
@@ -154,7 +168,7 @@ def read_kernels(
             kernel = table.get(kernel_id)
             if kernel is None:
                 kernel = kernel_manager.get_kernel(kernel_id)
-            append(_kernel_record(kernel_id, kernel, connections, missing))
+            append(_kernel_record(kernel_id, kernel, connections, missing, running))
         except KeyError:
             continue  # shut down while we were reading
         except Exception as error:

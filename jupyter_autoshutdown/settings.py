@@ -20,8 +20,10 @@ import json
 import logging
 import math
 import os
+import stat
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -205,30 +207,131 @@ def default_state_path() -> Path:
 
 
 class StateFile:
-    """Runtime settings on disk. Writes are atomic: a crash leaves the old or the new file, never half."""
+    """Runtime settings on disk. Writes are atomic: a crash leaves the old or the new file, never half.
+
+    Several servers of one user (same data directory) share the file: each write merges this
+    server's runtime changes into what is on disk, under an advisory lock (POSIX), so one server
+    never drops another's changes.
+    """
+
+    #: A state file is a few hundred bytes; anything this large is not one of ours.
+    MAX_BYTES = 1024 * 1024
+    #: Temporary files older than this at start were left by a write that was killed.
+    STALE_TEMP_SECONDS = 60.0
 
     def __init__(self, path: Path, log: logging.Logger) -> None:
         self.path = path
         self.log = log
 
     def read(self) -> dict[str, Any]:
-        """The file's content, or {} when it is missing, unreadable or corrupt (logged)."""
+        """The file's content, or {} when it is missing or is not ours to use (logged, kept aside).
+
+        Never blocks (a FIFO or device at the path is not opened for reading) and never raises.
+        """
         try:
-            text = self.path.read_text(encoding="utf-8")
+            return self._read()
+        except Exception as error:  # whatever the file holds, the extension starts
+            self.log.warning("auto-shutdown: cannot use state file %s (%r); ignoring it", self.path, error)
+            return {}
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return {}
         except OSError as error:
             self.log.warning("auto-shutdown: cannot read state file %s (%s); ignoring it", self.path, error)
             return {}
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                self.log.warning(
+                    "auto-shutdown: state file %s is not a regular file; ignoring it", self.path
+                )
+                return {}
+            raw = file.read(self.MAX_BYTES + 1)
+        problem = None
+        data: Any = None
+        if len(raw) > self.MAX_BYTES:
+            problem = f"larger than {self.MAX_BYTES} bytes"
+        else:
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            except RecursionError:
+                problem = "JSON nested too deeply"
+            except ValueError as error:
+                problem = f"not valid JSON: {error}"
+            else:
+                if not isinstance(data, dict):
+                    problem = "not a JSON object"
+        if problem is None:
+            return data
+        aside = self._keep_aside()
+        self.log.warning(
+            "auto-shutdown: state file %s is corrupt (%s); ignoring it%s", self.path, problem,
+            f"; kept as {aside}" if aside else "",
+        )
+        return {}
+
+    def _keep_aside(self) -> Path | None:
+        """Move a corrupt file out of the way, for the operator to look at; None if that failed."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         try:
-            data = json.loads(text)
-        except ValueError as error:
-            self.log.warning("auto-shutdown: state file %s is corrupt (%s); ignoring it", self.path, error)
-            return {}
-        if not isinstance(data, dict):
-            self.log.warning("auto-shutdown: state file %s is not a JSON object; ignoring it", self.path)
-            return {}
-        return data
+            os.replace(self.path, aside)
+        except OSError:
+            return None
+        return aside
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete temporary files that a write killed midway left behind (not a running write's)."""
+        try:
+            candidates = list(self.path.parent.glob(".state-*.tmp"))
+        except OSError:
+            return
+        cutoff = time.time() - self.STALE_TEMP_SECONDS
+        for candidate in candidates:
+            with contextlib.suppress(OSError):
+                if candidate.lstat().st_mtime < cutoff:
+                    candidate.unlink()
+                    self.log.info("auto-shutdown: removed %s, left by an interrupted write", candidate)
+
+    def merge(
+        self, settings: Mapping[str, Any], config: Mapping[str, Any], dropped: Collection[str] = ()
+    ) -> None:
+        """Merge runtime `settings` (and the static `config` they were made against) into the file.
+
+        `dropped`: saved fields to remove (the static config overruled them).
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            on_disk = self.read()
+            saved = on_disk.get("settings") if isinstance(on_disk.get("settings"), dict) else {}
+            recorded = on_disk.get("config") if isinstance(on_disk.get("config"), dict) else {}
+            saved = {key: value for key, value in saved.items() if key not in dropped}
+            recorded = {key: value for key, value in recorded.items() if key not in dropped}
+            self.write({
+                "version": STATE_FILE_VERSION,
+                "updated_at": datetime.now(timezone.utc).isoformat(),
+                "settings": {**saved, **settings},
+                "config": {**recorded, **config},
+            })
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one server per state file
+            yield
+            return
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def write(self, data: Mapping[str, Any]) -> None:
         """Atomically replace the file (temp file in the same directory, fsync, rename)."""
@@ -263,6 +366,12 @@ class SettingsStore:
         # The static config as written: recorded in the state file, so loosening the bounds later
         # is not mistaken for a change of the static config.
         self.static = configured
+        #: Fields changed at run time (this run or a saved one): the only ones written back.
+        self._changed_at_runtime: set[str] = set()
+        #: Saved fields the static config has overruled since: removed at the next write.
+        self._superseded: set[str] = set()
+        if state_file is not None:
+            state_file.remove_stale_temp_files()
         self.configured = self._clamped(configured, configured.idle_timeout_minutes, "static idle_timeout")
         self.current = self._clamped(
             self._load_overrides(self.configured), self.configured.idle_timeout_minutes,
@@ -291,6 +400,7 @@ class SettingsStore:
                     "change to %r; using the static config",
                     key, recorded_config[key], configured_value, value,
                 )
+                self._superseded.add(key)
                 continue
             applicable[key] = value
         try:
@@ -305,6 +415,7 @@ class SettingsStore:
             self.log.info(
                 "auto-shutdown: runtime settings from %s: %s", self.state_file.path, applicable
             )
+        self._changed_at_runtime.update(applicable)
         return loaded
 
     def _clamped(self, settings: Settings, fallback: float, what: str) -> Settings:
@@ -330,6 +441,7 @@ class SettingsStore:
                 raise SettingsError(refusal)
         if updated != self.current:
             self.log.info("auto-shutdown: settings changed at run time: %s", dict(changes))
+        self._changed_at_runtime.update(changes)
         self.current = updated
         for listener in self._listeners:
             listener(updated)
@@ -343,15 +455,15 @@ class SettingsStore:
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         async with self._write_lock:
-            # Written under the lock and read at write time, so the last write holds the newest value.
-            data = {
-                "version": STATE_FILE_VERSION,
-                "updated_at": datetime.now(timezone.utc).isoformat(),
-                "settings": self.current.runtime_values(),
-                "config": self.static.runtime_values(),
-            }
+            # Read at write time under the lock, so the last write holds the newest value. Only
+            # what was changed at run time is written: the rest stays the static config's (and
+            # another server's changes in the same file stay).
+            changed = sorted(self._changed_at_runtime)
+            settings = {key: getattr(self.current, key) for key in changed}
+            config = {key: getattr(self.static, key) for key in changed}
+            dropped = self._superseded - self._changed_at_runtime
             try:
-                await asyncio.to_thread(state_file.write, data)
+                await asyncio.to_thread(state_file.merge, settings, config, dropped)
             except OSError as error:
                 self.last_persist_error = f"cannot write {state_file.path}: {error}"
                 self.log.warning(

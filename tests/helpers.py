@@ -93,6 +93,13 @@ class KernelSession:
         ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
         return cls(ws, kernel_id)
 
+    async def send(self, msg_type: str, content: dict, channel: str = "shell") -> str:
+        """Send one request on `channel` (shell, control, stdin); its msg_id."""
+        message = self._message(msg_type, content)
+        message["channel"] = channel
+        await self.ws.write_message(json.dumps(message))
+        return message["header"]["msg_id"]
+
     def _message(self, msg_type: str, content: dict) -> dict:
         return {
             "header": {

@@ -118,8 +118,14 @@ async def test_kernel_whose_shutdown_raises_does_not_stop_the_others(
     for kernel_id in healthy_ids:
         await wait_for(lambda k=kernel_id: kernel_gone(jp_serverapp, k), timeout=15)
     assert not kernel_gone(jp_serverapp, broken_id)
-    status = await api(jp_fetch, "autoshutdown", "api", "status")
-    assert any(broken_id in e["message"] and "injected" in e["message"] for e in status["errors"])
+
+    async def failure_reported():
+        status = await api(jp_fetch, "autoshutdown", "api", "status")
+        errors = [e["message"] for e in status["errors"]]
+        return any(broken_id in e and "injected" in e for e in errors) and status
+
+    # On a loaded machine the broken kernel may fall due a pass after the healthy ones.
+    status = await wait_for(failure_reported, timeout=15, what="the failure in status")
     # The loop is alive and keeps counting passes.
     count = status["count"]
     await wait_for(lambda: extension.monitor.count > count + 1)

@@ -1,0 +1,133 @@
+"""Busy means a request (a cell) is running: requests on other channels never make it idle.
+
+ipykernel answers control-channel requests (what jupyter-resource-usage's kernel usage panel
+sends, or a completion) on another thread and publishes busy/idle for them while a cell runs;
+jupyter_server copies that idle into the kernel's execution_state. Real server, real kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
+
+TIMEOUT_SECONDS = 3.0
+STATUS = ("autoshutdown", "api", "status")
+
+
+def config(**extra):
+    return {"idle_timeout": TIMEOUT_SECONDS / 60, "max_check_interval": 0.5, **extra}
+
+
+async def kernel_row(jp_fetch, kernel_id):
+    status = await api(jp_fetch, *STATUS)
+    return next(row for row in status["kernels"] if row["id"] == kernel_id)
+
+
+async def stays_for(condition_holds, seconds: float) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert condition_holds(), "it did not stay"
+        await asyncio.sleep(0.1)
+
+
+CONTROL_REQUESTS = {
+    "usage_request": {},
+    "complete_request": {"code": "import o", "cursor_pos": 8},
+    "kernel_info_request": {},
+}
+
+
+@contextlib.asynccontextmanager
+async def running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, code="import time; time.sleep(120)"):
+    """A kernel whose cell runs `code`, its websocket client connected; shut down when done."""
+    await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    # allow_stdin: a cell calling input() waits for the answer, as in a notebook.
+    cell = await session.send("execute_request", {
+        "code": code, "silent": False, "store_history": False, "user_expressions": {},
+        "allow_stdin": True,
+    })
+    await wait_for(lambda: jp_serverapp.kernel_manager.get_kernel(kernel_id).execution_state == "busy",
+                   what="the cell to start")
+    try:
+        yield kernel_id, session, cell
+    finally:
+        session.close()
+        if not kernel_gone(jp_serverapp, kernel_id):
+            await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+@pytest.mark.parametrize("msg_type", list(CONTROL_REQUESTS))
+@pytest.mark.parametrize("channel", ["control", "shell"])
+async def test_a_request_answered_while_a_cell_runs_does_not_make_it_idle(
+    jp_serverapp, jp_fetch, jp_ws_fetch, msg_type, channel
+):
+    async with running_cell(jp_serverapp, jp_fetch, jp_ws_fetch) as (kernel_id, session, _cell):
+        await session.send(msg_type, CONTROL_REQUESTS[msg_type], channel=channel)
+        await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
+        row = await kernel_row(jp_fetch, kernel_id)
+        assert row["execution_state"] == "busy", row
+        assert row["shutdown_at"] is None, row
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_a_cell_waiting_for_input_is_busy_after_a_control_request(
+    jp_serverapp, jp_fetch, jp_ws_fetch
+):
+    waiting = running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, "input('name? ')")
+    async with waiting as (kernel_id, session, _cell):
+        await session.send("usage_request", {}, channel="control")
+        await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
+        assert (await kernel_row(jp_fetch, kernel_id))["execution_state"] == "busy"
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_the_kernel_is_culled_once_the_cell_ends(jp_serverapp, jp_fetch, jp_ws_fetch):
+    async with running_cell(jp_serverapp, jp_fetch, jp_ws_fetch) as (kernel_id, session, cell):
+        await session.send("usage_request", {}, channel="control")
+        await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 1.5 * TIMEOUT_SECONDS)
+        await api(jp_fetch, "api", "kernels", kernel_id, "interrupt", method="POST", body={})
+        await session.wait_idle(cell)
+        await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=20, what="the cull")
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_a_kernel_restarted_during_a_cell_is_idle_afterwards(jp_serverapp, jp_fetch, jp_ws_fetch):
+    async with running_cell(jp_serverapp, jp_fetch, jp_ws_fetch) as (kernel_id, _session, _cell):
+        extension = jp_serverapp.extension_manager.extension_points["jupyter_autoshutdown"].app
+        await wait_for(lambda: kernel_id in extension.monitor.kernel_requests.busy, what="busy seen")
+        await api(jp_fetch, "api", "kernels", kernel_id, "restart", method="POST", body={})
+        # The old process's cell is gone with it: the restarted kernel is culled when idle.
+        await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=30, what="the cull")
+
+
+def test_each_request_ends_only_itself():
+    import logging
+
+    from jupyter_autoshutdown.execution import RunningRequests, _Watch
+
+    requests = RunningRequests(logging.getLogger("test"))
+    watch = _Watch(stream=None, pid=1)
+
+    def status(state, msg_id, msg_type="execute_request"):
+        requests._on_status("k", watch, state, {"msg_id": msg_id, "msg_type": msg_type})
+
+    status("busy", "cell")
+    status("busy", "usage", "usage_request")
+    status("idle", "usage", "usage_request")
+    assert requests.busy == {"k"}
+    status("idle", "cell")
+    assert requests.busy == set()
+    status("busy", "cell2")
+    requests._on_status("k", watch, "starting", {})  # a new process
+    assert requests.busy == set()
+    status("idle", "never-busy")
+    requests._on_status("k", watch, "busy", "not a header")
+    assert requests.busy == set()
