@@ -191,6 +191,7 @@ async def mass_cull(culler: str, count: int, cpu: dict[str, float] | None = None
         monitor = our_monitor(kernel_manager, timeout)
         started = time.perf_counter()
         await monitor.run_pass()
+        await monitor.executor.wait()  # the pass hands the shutdowns to tracked tasks
     elapsed = time.perf_counter() - started
     busy_after, total_after = machine_busy_ticks()
     if cpu is not None:

@@ -5,10 +5,12 @@ It sleeps until the earliest deadline the policy reports, capped by the idle tim
 time t moves a deadline to t + timeout, and a pass at most one timeout apart sees it in time to
 schedule a wake-up at exactly that deadline. Settings changes and kernel start/shutdown wake it.
 
-Shutdowns run concurrently (bounded), each with a timeout, each re-checked against the policy right
-before it starts: the re-check and the start of the shutdown run in one step of the event loop, so
-no kernel message can slip in between. A failure is logged, kept for `status`, and the target is
-retried later with exponential backoff; it never stops the pass or the loop.
+Due targets are handed to the executor (executor.py), which runs each shutdown and the app action
+as a tracked task: the loop never waits for them, so one slow shutdown delays nothing else. Each is
+re-checked against the policy right before it starts: the re-check and the start of the shutdown
+run in one step of the event loop, so no kernel message can slip in between. A failure is logged,
+kept for `status`, and the target is retried later with exponential backoff; it never stops the
+pass or the loop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Callable
 from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
 from .activity import PeopleActivity
 from .execution import RunningRequests
+from .executor import Executor, Failure
 from .exemptions import Exemptions
 from .observe import (
     K_ID,
@@ -59,15 +62,11 @@ from .policy import (
 )
 from .schedule import stops_around
 from .settings import SettingsStore
-from .telemetry import FAILURES, LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, SHUTDOWNS, WARNINGS, Events, cause_of
+from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, SHUTDOWNS, WARNINGS, Events, cause_of
 from .utilization import UtilizationSampler
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
-#: Passes run back to back after shutdowns, before the loop sleeps again.
-MAX_IMMEDIATE_PASSES = 3
-BACKOFF_FIRST_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 300.0
 KEPT_ERRORS = 50
 
 
@@ -103,12 +102,6 @@ class MonitorOptions:
     utilization_interval_seconds: float = 10.0
     #: What the server's idleness counts: "people" (activity.py) or "any_request".
     server_activity: str = "people"
-
-
-@dataclass
-class Failure:
-    attempts: int
-    retry_at: datetime
 
 
 class Monitor:
@@ -167,11 +160,13 @@ class Monitor:
         self._empty_since: datetime | None = None
         # When we first saw a resource that reports no activity time: its idle clock starts there.
         self._first_seen: dict[str, datetime] = {}
-        self._failures: dict[tuple[str, str], Failure] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._semaphore = asyncio.Semaphore(max(1, options.max_concurrent_shutdowns))
-        self._app_action_running = False
+        #: Runs shutdowns and the app action as tracked tasks; their failures and retries.
+        self.executor = Executor(
+            max_concurrent=options.max_concurrent_shutdowns, clock=clock, log=log, on_done=self.wake,
+            record_error=self._record_error, action_name=lambda: self.action.name, events=events,
+        )
         # An action on its own schedule: when it runs next (the first pass runs it), and the
         # kernels and terminals it last ran with (a change runs it at once).
         self._own_run_at: datetime | None = self.started_at
@@ -184,7 +179,6 @@ class Monitor:
             # Made again inside the running loop: on Python 3.9 these bind to the loop current at
             # creation, and __init__ runs before the server's loop starts.
             self._wake = asyncio.Event()
-            self._semaphore = asyncio.Semaphore(max(1, self.options.max_concurrent_shutdowns))
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
         if self.sampler is not None and (self._sampler_task is None or self._sampler_task.done()):
             self._sampler_task = asyncio.create_task(
@@ -201,6 +195,7 @@ class Monitor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.executor.stop()
 
     # ---- keep-alive ------------------------------------------------------------------------
 
@@ -257,22 +252,15 @@ class Monitor:
         self._wake.set()
 
     async def _loop(self) -> None:
-        immediate_passes = 0
         while True:
-            acted = False
             try:
-                acted = await self.run_pass()
+                await self.run_pass()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the checker never dies
                 self.log.exception("auto-shutdown: check pass failed")
                 self._record_error(f"check pass failed: {error!r}")
-            # Something went away: terminals or the app action may be due now. Bounded, so a
-            # shutdown that "succeeds" without the kernel going away is not repeated in a tight loop.
-            if acted and immediate_passes < MAX_IMMEDIATE_PASSES:
-                immediate_passes += 1
-                continue
-            immediate_passes = 0
+            # A job that ends wakes the loop: terminals or the app action may be due then.
             delay = self._seconds_until_next_check()
             self.next_check = self.clock() + timedelta(seconds=delay)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -284,8 +272,12 @@ class Monitor:
         delay = self.options.max_check_interval_seconds
         if settings.enabled:
             delay = min(delay, settings.idle_timeout_seconds)
-        wake_times = [failure.retry_at for failure in self._failures.values()]
-        wake_times.extend(self._dry_run_until.values())
+        # Only times still to come: a past retry or dry-run time of a target that is not due any
+        # more (it turned busy) would otherwise make the loop spin.
+        wake_times = [until for until in self._dry_run_until.values() if until > now]
+        retry = self.executor.next_retry(now)
+        if retry is not None:
+            wake_times.append(retry)
         if self.last_plan is not None:
             if self.last_plan.next_deadline is not None:
                 wake_times.append(self.last_plan.next_deadline)
@@ -312,7 +304,7 @@ class Monitor:
         last_activity, source, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.activity, self.options.server_activity, self.started_at
         )
-        if self._first_seen or self._failures or self._warned or self._dry_run_until:
+        if self._first_seen or self.executor.failures or self._warned or self._dry_run_until:
             self._forget_gone(kernels, terminals)
         return self._with_signals(Snapshot(
             kernels=tuple(kernels),
@@ -359,9 +351,10 @@ class Monitor:
         live_keys = {("kernel", kernel[K_ID]) for kernel in kernels}
         live_keys |= {("terminal", term[T_NAME]) for term in terminals}
         live_keys.add(("app", ""))
-        for table in (self._failures, self._warned, self._dry_run_until):
+        for table in (self._warned, self._dry_run_until):
             for gone in table.keys() - live_keys:
                 del table[gone]
+        self.executor.forget(live_keys)
 
     def _first_seen_at(self, key: str) -> datetime:
         return self._first_seen.setdefault(key, self.clock())
@@ -402,7 +395,7 @@ class Monitor:
         return snapshot, explain(snapshot, self.store.current, now, self.app_state())
 
     async def run_pass(self) -> bool:
-        """One check: returns True when something was shut down (or the app action ran)."""
+        """One check: returns True when it started a shutdown or the app action (see executor)."""
         self._wake.clear()
         if self._remote_kernels:
             await self._refresh_remote_kernels()
@@ -480,24 +473,23 @@ class Monitor:
             self._remote_refresh_error = None
 
     async def _execute(self, plan: Plan, now: datetime) -> bool:
+        """Hand what is due to the executor; True when a job started (they run on their own)."""
         if self.options.dry_run:
             self._report_dry_run(plan, now)
             return False
-        jobs: list[Awaitable[bool]] = []
+        executor = self.executor
+        started = False
         for verdict in plan.kernels_to_cull:
-            if self._ready(("kernel", verdict.id), now):
-                jobs.append(self._guarded(("kernel", verdict.id), self._shut_down_kernel(verdict)))
+            key = ("kernel", verdict.id)
+            if executor.ready(key, now):
+                started |= executor.submit(key, lambda v=verdict: self._shut_down_kernel(v))
         for verdict in plan.terminals_to_cull:
-            if self._ready(("terminal", verdict.id), now):
-                jobs.append(
-                    self._guarded(("terminal", verdict.id), self._terminate_terminal(verdict))
-                )
-        if plan.app.due and self._ready(("app", ""), now):
-            jobs.append(self._guarded(("app", ""), self._run_app_action()))
-        if not jobs:
-            return False
-        results = await asyncio.gather(*jobs)
-        return any(results)
+            key = ("terminal", verdict.id)
+            if executor.ready(key, now):
+                started |= executor.submit(key, lambda v=verdict: self._terminate_terminal(v))
+        if plan.app.due and executor.ready(("app", ""), now):
+            started |= executor.submit(("app", ""), self._run_app_action)
+        return started
 
     def _report_dry_run(self, plan: Plan, now: datetime) -> None:
         """Log and report what would be shut down; report each again after another timeout."""
@@ -521,97 +513,83 @@ class Monitor:
 
     def failure_of(self, kind: str, ident: str) -> Failure | None:
         """The pending retry of a kernel, terminal or (kind "app") the app action, if any."""
-        return self._failures.get((kind, ident))
-
-    def _ready(self, key: tuple[str, str], now: datetime) -> bool:
-        failure = self._failures.get(key)
-        return failure is None or now >= failure.retry_at
-
-    async def _guarded(self, key: tuple[str, str], job: Awaitable[bool]) -> bool:
-        kind, ident = key
-        try:
-            done = await job
-        except asyncio.CancelledError:
-            raise
-        except ActionDeferred as deferral:
-            # Not a failure: the action has nothing to do yet and names when to look again.
-            failure = self._failures.get(key)
-            retry_at = self.clock() + timedelta(seconds=deferral.retry_after_seconds)
-            self._failures[key] = Failure(failure.attempts if failure else 0, retry_at)
-            self.log.info("auto-shutdown: app action '%s' deferred until %s: %s",
-                          self.action.name, retry_at.isoformat(), deferral)
-            return False
-        except Exception as error:
-            failure = self._failures.get(key)
-            attempts = failure.attempts + 1 if failure else 1
-            backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (attempts - 1))
-            self._failures[key] = Failure(attempts, self.clock() + timedelta(seconds=backoff))
-            error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
-            target = f"{kind} {ident}" if ident else f"app action '{self.action.name}'"
-            message = f"{target} failed ({error_text}); retrying in {backoff:g} s"
-            self.log.warning("auto-shutdown: %s", message)
-            self._record_error(message)
-            FAILURES.labels(kind).inc()
-            if self.events is not None:
-                self.events.emit("failure", kind, ident or self.action.name, message,
-                                 retry_at=self._failures[key].retry_at)
-            return False
-        self._failures.pop(key, None)
-        return done
+        return self.executor.failures.get((kind, ident))
 
     async def _shut_down_kernel(self, planned: Verdict) -> bool:
         kernel_manager = self.serverapp.kernel_manager
-        async with self._semaphore:
-            if self._remote_kernels and not await asyncio.wait_for(
-                refresh_remote_kernel(kernel_manager, planned.id),
-                timeout=self.options.shutdown_timeout_seconds,
-            ):
-                return False  # the gateway no longer has it
-            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self._running_kernels())
-            if fresh is None:
-                return False  # already gone
-            now = self.clock()
-            verdict = kernel_verdict(fresh, self.store.current, now, self._signals_now(now))
-            if not verdict.due:
-                self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
-                return False
-            # Nothing awaits between the re-check above and the start of the shutdown below.
-            self.log.info(
-                "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
-                planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
-            )
-            await asyncio.wait_for(
-                kernel_manager.shutdown_kernel(planned.id),
-                timeout=self.options.shutdown_timeout_seconds,
-            )
-            self._record_shutdown(verdict, f"kernel {planned.id} ({fresh[K_NAME]}) shut down")
-            return True
+        if self._remote_kernels and not await asyncio.wait_for(
+            refresh_remote_kernel(kernel_manager, planned.id),
+            timeout=self.options.shutdown_timeout_seconds,
+        ):
+            return False  # the gateway no longer has it
+        fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self._running_kernels())
+        if fresh is None:
+            return False  # already gone
+        now = self.clock()
+        verdict = kernel_verdict(fresh, self.store.current, now, self._signals_now(now))
+        if not verdict.due:
+            self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
+            return False
+        # Nothing awaits between the re-check above and the start of the shutdown below.
+        self.log.info(
+            "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
+            planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
+        )
+        in_time = await self.executor.run_with_limit(
+            kernel_manager.shutdown_kernel(planned.id),
+            self.options.shutdown_timeout_seconds,
+            what=f"shutting down kernel {planned.id}",
+            kill=self._killer(planned.id),
+        )
+        if planned.id in kernel_manager:
+            raise RuntimeError("the kernel manager still lists the kernel after its shutdown")
+        how = "shut down" if in_time else "killed (its shutdown took too long)"
+        self._record_shutdown(verdict, f"kernel {planned.id} ({fresh[K_NAME]}) {how}")
+        return True
+
+    def _killer(self, kernel_id: str) -> Callable[[], Awaitable[None]] | None:
+        """Kills a local kernel's process (its provisioner's kill); None for remote kernels."""
+        if self._remote_kernels:
+            return None
+        try:
+            provisioner = self.serverapp.kernel_manager.get_kernel(kernel_id).provisioner
+        except Exception:
+            return None
+        if provisioner is None:
+            return None
+
+        async def kill() -> None:
+            try:
+                await provisioner.kill()
+            except Exception as error:  # the process may be gone already
+                self.log.warning("auto-shutdown: killing kernel %s failed: %r", kernel_id, error)
+
+        return kill
 
     async def _terminate_terminal(self, planned: Verdict) -> bool:
         terminal_manager = self._terminal_manager()
         if terminal_manager is None:
             return False
-        async with self._semaphore:
-            fresh = read_terminal(terminal_manager, planned.id, self._first_seen_at)
-            if fresh is None:
-                return False
-            kernels_remain = bool(self.serverapp.kernel_manager.list_kernel_ids())
-            now = self.clock()
-            verdict = terminal_verdict(fresh, self.store.current, now, kernels_remain,
-                                       self._signals_now(now))
-            if not verdict.due:
-                self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
-                return False
-            self.log.info(
-                "auto-shutdown: removing terminal %s: idle for %.0f s (%s)",
-                planned.id, verdict.idle_seconds or 0.0, verdict.reason,
-            )
-            await asyncio.wait_for(
-                terminal_manager.terminate(planned.id, force=True),
-                timeout=self.options.shutdown_timeout_seconds,
-            )
-            self._record_shutdown(verdict, f"terminal {planned.id} removed")
-            return True
+        fresh = read_terminal(terminal_manager, planned.id, self._first_seen_at)
+        if fresh is None:
+            return False
+        kernels_remain = bool(self.serverapp.kernel_manager.list_kernel_ids())
+        now = self.clock()
+        verdict = terminal_verdict(fresh, self.store.current, now, kernels_remain,
+                                   self._signals_now(now))
+        if not verdict.due:
+            self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
+            return False
+        self.log.info(
+            "auto-shutdown: removing terminal %s: idle for %.0f s (%s)",
+            planned.id, verdict.idle_seconds or 0.0, verdict.reason,
+        )
+        await asyncio.wait_for(
+            terminal_manager.terminate(planned.id, force=True),
+            timeout=self.options.shutdown_timeout_seconds,
+        )
+        self._record_shutdown(verdict, f"terminal {planned.id} removed")
+        return True
 
     def _signals_now(self, now: datetime) -> Snapshot:
         """The signals in force right now (for re-checks), on an empty snapshot."""
@@ -627,8 +605,6 @@ class Monitor:
                              idle_seconds=verdict.idle_seconds)
 
     async def _run_app_action(self) -> bool:
-        if self._app_action_running:
-            return False
         # Re-check: a kernel, terminal or request may have arrived since the plan was made.
         now = self.clock()
         snapshot, plan = self.plan(now)
@@ -636,7 +612,6 @@ class Monitor:
             self.log.info("auto-shutdown: app action '%s' not run: %s", self.action.name,
                           plan.app.reason)
             return False
-        self._app_action_running = True
         self.app_fired_at = now
         own_schedule = self.own_schedule()
         try:
@@ -690,8 +665,6 @@ class Monitor:
             elif not isinstance(error, asyncio.CancelledError):
                 self.last_action_error = str(error)
             raise
-        finally:
-            self._app_action_running = False
 
     def _record_error(self, message: str) -> None:
         self.errors.append({"time": self.clock().isoformat(), "message": message})

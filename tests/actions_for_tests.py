@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timezone
 from typing import ClassVar
 
@@ -63,3 +64,16 @@ class HangingAction(TrackedAction):
     async def act(self, context: ActionContext) -> str:
         await asyncio.Event().wait()
         return "unreachable"
+
+
+class SlowAction(TrackedAction):
+    """Takes 20 s, as stopping a VM or deleting a Studio app can."""
+
+    name = "slow"
+    release: ClassVar[asyncio.Event | None] = None
+
+    async def act(self, context: ActionContext) -> str:
+        SlowAction.release = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(SlowAction.release.wait(), timeout=20)
+        return "slow action done"

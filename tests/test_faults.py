@@ -13,7 +13,7 @@ import pytest
 from actions_for_tests import FailingOnceAction, HangingAction
 from helpers import api, kernel_gone, start_extension, start_kernel, wait_for, wait_pass_after, wait_passes
 
-from jupyter_autoshutdown.monitor import BACKOFF_FIRST_SECONDS
+from jupyter_autoshutdown.executor import BACKOFF_FIRST_SECONDS, KILL_GRACE_SECONDS
 
 TIMEOUT_SECONDS = 3.0
 STATUS = ("autoshutdown", "api", "status")
@@ -46,8 +46,9 @@ async def test_hanging_shutdown_times_out_the_rest_are_culled_and_it_is_retried_
     for kernel_id in healthy_ids:
         await wait_for(lambda k=kernel_id: kernel_gone(jp_serverapp, k), timeout=15)
     await wait_for(lambda: attempts, timeout=15)
+    # The limit (1 s), then the kill and its grace: this shutdown ignores both.
     await wait_for(lambda: any("timed out" in e["message"] for e in extension.monitor.errors),
-                   timeout=5)
+                   timeout=5 + KILL_GRACE_SECONDS)
     status = await api(jp_fetch, *STATUS)
     (entry,) = [k for k in status["kernels"] if k["id"] == hung_id]
     assert entry["failed_attempts"] == 1 and entry["retry_at"] is not None
@@ -138,8 +139,9 @@ async def test_hanging_app_action_times_out_and_never_runs_twice_at_once(jp_serv
     HangingAction.calls.clear()
     extension = await start_extension(jp_serverapp)
     await wait_for(lambda: HangingAction.calls, timeout=15)
+    # The limit (1 s), then the kill and its grace: this shutdown ignores both.
     await wait_for(lambda: any("timed out" in e["message"] for e in extension.monitor.errors),
-                   timeout=5)
+                   timeout=5 + KILL_GRACE_SECONDS)
     assert HangingAction.running == 0, "the timed-out run was cancelled"
     await wait_for(lambda: len(HangingAction.calls) >= 2, timeout=20)
     assert HangingAction.max_running == 1
