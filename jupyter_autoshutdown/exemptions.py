@@ -14,7 +14,10 @@ the server runs locally; remote (gateway) kernels are exempted by name or path p
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import hmac
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,17 +31,24 @@ def marker_dir(connection_dir: str | os.PathLike) -> Path:
     return Path(connection_dir) / MARKER_DIR_NAME
 
 
+def marker_proof(key: bytes, kernel_id: str) -> str:
+    """What a marker holds: only the kernel itself (and the server) knows its message-signing key,
+    so one kernel cannot opt another out by writing a marker with the other's id."""
+    return hmac.new(key, f"{MARKER_DIR_NAME}:{kernel_id}".encode(), hashlib.sha256).hexdigest()
+
+
 def keep_this_kernel(keep: bool = True) -> str:
     """From a notebook: exempt the kernel it runs in from auto-shutdown (or undo it)."""
-    from ipykernel.connect import get_connection_file
+    from ipykernel.connect import get_connection_file, get_connection_info
 
     connection_file = Path(get_connection_file())
     stem = connection_file.stem  # "kernel-<id>" for kernels the server starts
     kernel_id = stem[len("kernel-"):] if stem.startswith("kernel-") else stem
     marker = marker_dir(connection_file.parent) / kernel_id
     if keep:
+        key = get_connection_info(unpack=True).get("key", "")
         marker.parent.mkdir(mode=0o700, exist_ok=True)
-        marker.touch()
+        marker.write_text(marker_proof(key.encode() if isinstance(key, str) else key, kernel_id))
         return f"auto-shutdown will not shut down this kernel ({kernel_id})"
     marker.unlink(missing_ok=True)
     return f"auto-shutdown rules apply to this kernel again ({kernel_id})"
@@ -69,7 +79,10 @@ class Exemptions:
                 if pattern is not None:
                     exempt[kernel_id] = f"exempt: kernel name '{name}' matches '{pattern}'"
         if self.path_patterns:
-            for kernel_id, path in (await _session_paths(serverapp)).items():
+            for kernel_id, raw_path in (await _session_paths(serverapp)).items():
+                path = normalised(raw_path)
+                if path is None:
+                    continue
                 pattern = next((p for p in self.path_patterns if fnmatch.fnmatchcase(path, p)), None)
                 if pattern is not None:
                     exempt.setdefault(kernel_id, f"exempt: notebook '{path}' matches '{pattern}'")
@@ -81,7 +94,8 @@ class Exemptions:
                 opted_out = []  # nobody opted out yet: the directory does not exist
             if self.honour_opt_outs:
                 for kernel_id in opted_out:
-                    exempt.setdefault(kernel_id, "exempt: the user ran keep_this_kernel() in it")
+                    if _marker_is_its_own(serverapp.kernel_manager, connection_dir, kernel_id):
+                        exempt.setdefault(kernel_id, "exempt: the user ran keep_this_kernel() in it")
             else:
                 self.refused = frozenset(opted_out)
         return exempt
@@ -94,3 +108,21 @@ async def _session_paths(serverapp: Any) -> Mapping[str, str]:
         for session in sessions
         if session.get("kernel")
     }
+
+
+def normalised(path: str) -> str | None:
+    """A session path as the contents manager resolves it ('a/../b' is 'b'); None outside the root."""
+    clean = posixpath.normpath(path.replace("\\", "/").lstrip("/"))
+    if clean == ".." or clean.startswith("../"):
+        return None
+    return clean
+
+
+def _marker_is_its_own(kernel_manager: Any, connection_dir: str, kernel_id: str) -> bool:
+    """True when the marker was written by the kernel it names (see marker_proof)."""
+    try:
+        key = kernel_manager.get_kernel(kernel_id).session.key
+        written = (marker_dir(connection_dir) / kernel_id).read_text(encoding="ascii").strip()
+    except Exception:  # no such kernel (a stale marker), unreadable, not ours
+        return False
+    return hmac.compare_digest(written, marker_proof(key, kernel_id))

@@ -52,10 +52,37 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+#: Query parameters whose values never reach the log (credentials).
+SECRET_PARAMS = ("token", "_xsrf", "auth", "key", "password", "secret")
+
+
+def scrubbed(uri: str) -> str:
+    """`uri` with the values of credential-like query parameters replaced by [secret]."""
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return uri
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, _value = pair.partition("=")
+        secret = equals and any(word in name.lower() for word in SECRET_PARAMS)
+        pairs.append(f"{name}=[secret]" if secret else pair)
+    return f"{path}?{'&'.join(pairs)}"
+
+
 class AutoShutdownHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
     # Our own routes are not user activity: a status poll must not keep the server alive.
     _track_activity = False
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # tornado's own logging of an error writes the raw URL, and with it a ?token=... .
+        request = f"{self.request.method} {scrubbed(self.request.uri or '')} ({self.request.remote_ip})"
+        if isinstance(value, web.HTTPError):
+            if value.log_message:
+                message = value.log_message % value.args if value.args else value.log_message
+                self.log.warning("%d %s: %s", value.status_code, request, message)
+            return
+        self.log.error("Uncaught exception in %s", request, exc_info=(typ, value, tb))
 
     @property
     def extension(self) -> AutoShutdown:

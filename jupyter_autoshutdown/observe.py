@@ -21,6 +21,8 @@ from .activity import (
 
 #: Timestamps from managers are UTC by Jupyter's convention; a naive one is read as UTC.
 UTC = timezone.utc
+#: Later activity times are ignored (as missing): any timeout added to them would overflow.
+LATEST_PLAUSIBLE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def as_utc(value: Any) -> datetime | None:
@@ -36,7 +38,10 @@ def as_utc(value: Any) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. year 9999 with a negative offset
+        return None
 
 
 class KernelInfo(NamedTuple):
@@ -115,6 +120,10 @@ def _kernel_record(
     last_activity = getattr(kernel, "last_activity", None)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(kernel_id)
+    if last_activity is not None and last_activity > LATEST_PLAUSIBLE:
+        # A deadline this far out overflows datetime arithmetic: the value is not a time at all.
+        last_activity = missing(kernel_id)
+    connection_count = connections.get(kernel_id, 0)
     return (
         kernel_id,
         getattr(kernel, "kernel_name", None) or "",
@@ -122,7 +131,7 @@ def _kernel_record(
         # (execution.py); the other way round, its busy is kept.
         "busy" if kernel_id in running else getattr(kernel, "execution_state", None) or "unknown",
         last_activity,
-        connections.get(kernel_id, 0) or 0,
+        connection_count if connection_count.__class__ is int else 0,
     )
 
 
@@ -180,6 +189,8 @@ def _terminal_record(name: str, terminal: Any, missing: MissingActivity) -> Term
     last_activity = getattr(terminal, "last_activity", None)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(f"t:{name}")
+    if last_activity is not None and last_activity > LATEST_PLAUSIBLE:
+        last_activity = missing(f"t:{name}")
     return (name, last_activity)
 
 

@@ -257,3 +257,32 @@ async def test_unreadable_kernels_never_count_as_none_left(jp_serverapp, jp_fetc
     monkeypatch.undo()
     await wait_for(lambda: terminal not in terminals, timeout=15)
     await wait_for(lambda: RecordingAction.calls, timeout=20, what="the app action once readable")
+
+
+async def test_any_value_of_a_record_affects_that_record_only(jp_serverapp, jp_fetch, monkeypatch):
+    extension = await start_extension(jp_serverapp)
+    await extension.monitor.stop()  # values set by hand below; the kernels' own messages must not race
+    kernel_manager = jp_serverapp.kernel_manager
+    odd_ids = [await start_kernel(jp_fetch) for _ in range(3)]
+    healthy_id = await start_kernel(jp_fetch)
+    now = datetime.now(timezone.utc)
+    far = datetime.max.replace(tzinfo=timezone.utc)  # year 9999: any timeout added overflows
+    for kernel_id in [*odd_ids, healthy_id]:
+        kernel = kernel_manager.get_kernel(kernel_id)
+        monkeypatch.setattr(kernel, "execution_state", "idle")  # as after a first cell
+        monkeypatch.setattr(kernel, "last_activity", now - timedelta(hours=1))
+    monkeypatch.setattr(kernel_manager.get_kernel(odd_ids[0]), "last_activity", far)
+    monkeypatch.setattr(kernel_manager.get_kernel(odd_ids[1]), "last_activity",
+                        far.replace(tzinfo=timezone(-timedelta(hours=5))))
+    monkeypatch.setitem(kernel_manager._kernel_connections, odd_ids[2], "many")
+    _, plan = extension.monitor.plan(now)  # raised OverflowError for every pass
+    due = {v.id for v in plan.kernels_to_cull}
+    assert healthy_id in due and odd_ids[2] in due  # an odd connection count counts as none
+    assert odd_ids[0] not in due and odd_ids[1] not in due  # idle from first seen instead
+    later = now + timedelta(seconds=TIMEOUT_SECONDS + 1)
+    assert {v.id for v in extension.monitor.plan(later)[1].kernels_to_cull} >= set(odd_ids)
+    status = await api(jp_fetch, *STATUS)  # answers (was a 500)
+    assert {k["id"] for k in status["kernels"]} == {*odd_ids, healthy_id}
+    monkeypatch.undo()
+    for kernel_id in [*odd_ids, healthy_id]:
+        await kernel_manager.shutdown_kernel(kernel_id, now=True)

@@ -176,3 +176,36 @@ async def test_keep_alive_postpones_every_shutdown_and_is_bounded(jp_serverapp, 
     await api(jp_fetch, *KEEPALIVE, method="POST", body={"minutes": 1})
     assert (await api(jp_fetch, *KEEPALIVE, method="DELETE"))["keep_alive_until"] is None
     await wait_for(lambda: kernel_gone(jp_serverapp, second), timeout=20)
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_a_kernel_cannot_opt_out_another_one(jp_serverapp, jp_fetch, jp_ws_fetch):
+    forged_id, empty_id = await start_kernel(jp_fetch), await start_kernel(jp_fetch)
+    _writer_id, session = await kernel_that_ran(
+        jp_serverapp, jp_fetch, jp_ws_fetch,
+        # What keep_this_kernel() does, for other kernels: signed with this kernel's own key, and
+        # an empty marker as earlier versions wrote.
+        "import jupyter_autoshutdown.exemptions as e, pathlib\n"
+        "from ipykernel.connect import get_connection_file, get_connection_info\n"
+        "d = e.marker_dir(pathlib.Path(get_connection_file()).parent); d.mkdir(exist_ok=True)\n"
+        f"(d / '{empty_id}').touch()\n"
+        "key = get_connection_info(unpack=True)['key'].encode()\n"
+        f"(d / '{forged_id}').write_text(e.marker_proof(key, '{forged_id}'))",
+    )
+    try:
+        for victim_id in (forged_id, empty_id):
+            await wait_for(lambda k=victim_id: kernel_gone(jp_serverapp, k), timeout=20, what="the cull")
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config(exempt_paths=["long-runs/*"])])
+async def test_exempt_paths_match_the_normalised_path(jp_serverapp, jp_fetch):
+    await start_extension(jp_serverapp)
+    escaping = await api(jp_fetch, "api", "sessions", method="POST", body={
+        "path": "long-runs/../scratch.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
+    kept = await api(jp_fetch, "api", "sessions", method="POST", body={
+        "path": "long-runs/./train.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
+    await wait_for(lambda: kernel_gone(jp_serverapp, escaping["kernel"]["id"]), timeout=20)
+    assert not kernel_gone(jp_serverapp, kept["kernel"]["id"])
+    assert "matches 'long-runs/*'" in (await kernel_row(jp_fetch, kept["kernel"]["id"]))["reason"]

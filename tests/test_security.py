@@ -75,3 +75,20 @@ def test_tokens_never_appear_in_our_logs_or_script_output(server, home):
             if "auto-shutdown" in line or "AutoShutdown" in line]
     assert ours, "the extension logged nothing"
     assert not [line for line in ours if TOKEN in line]
+
+
+def test_no_token_reaches_the_log_from_a_refused_request(home):
+    server = ServerProcess(home)
+    try:
+        for method, path in [("PATCH", "autoshutdown/api/settings"),
+                             ("POST", "sagemaker-studio-autoshutdown/idle_checker"),
+                             ("POST", "autoshutdown/api/keepalive"),
+                             ("POST", "autoshutdown/api/activity")]:
+            reply = requests.request(method, f"{server.url}/{path}?token={TOKEN}&x=1", data=b"{bad",
+                                     timeout=10)
+            assert reply.status_code == 400
+    finally:
+        server.stop()
+    log = server.output()
+    assert "token=[secret]&x=1" in log
+    assert TOKEN not in log
