@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime
 
+import psutil
 import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
 
@@ -77,13 +79,20 @@ async def test_quiet_cpu_job_in_a_terminal_keeps_it(jp_serverapp, jp_fetch):
     await start_extension(jp_serverapp)
     name = (await api(jp_fetch, "api", "terminals", method="POST", body={}))["name"]
     terminals = jp_serverapp.web_app.settings["terminal_manager"].terminals
+    shell = psutil.Process(terminals[name].ptyproc.pid)
     # A job that prints nothing: only its CPU use says it is working.
     terminals[name].ptyproc.write("python3 -c 'while True: pass'\r")
-    await stays_for(lambda: name in terminals, 2.5 * TIMEOUT_SECONDS)
-    row = (await api(jp_fetch, *STATUS))["terminals"][0]
-    assert "CPU or GPU" in row["reason"] and row["usage"]["processes"] >= 2, row
-    terminals[name].ptyproc.write("\x03")  # Ctrl-C: the job ends
-    await wait_for(lambda: name not in terminals, timeout=20, what="the terminal to be removed")
+    try:
+        await stays_for(lambda: name in terminals, 2.5 * TIMEOUT_SECONDS)
+        row = (await api(jp_fetch, *STATUS))["terminals"][0]
+        assert "CPU or GPU" in row["reason"] and row["usage"]["processes"] >= 2, row
+        terminals[name].ptyproc.write("\x03")  # Ctrl-C: the job ends
+        await wait_for(lambda: name not in terminals, timeout=20, what="the terminal to be removed")
+    finally:
+        # Whatever happened, the busy loop must not outlive the test (it would burn a core).
+        with contextlib.suppress(psutil.Error):
+            for child in shell.children(recursive=True):
+                child.kill()
 
 
 @pytest.mark.parametrize("autoshutdown_config", [config(idle_type="activity")])
