@@ -1,6 +1,7 @@
 """Command-line client for a running server: set the timeout, check health, check a fleet.
 
-It talks to the server's REST API with the server's token (never a scraped cookie). Without
+It talks to the server's REST API with the server's token, or, against a token-less server
+(Studio Classic), with its own matching XSRF cookie and header (auth.py; never a scraped cookie). Without
 ``--url`` it finds the server itself from ``jupyter server list --json`` of this environment
 (honouring ``JUPYTER_RUNTIME_DIR``). The token comes from ``--token``, then ``JUPYTER_TOKEN``,
 then the server list.
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from .auth import request_headers
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -128,10 +131,10 @@ def _safe_running_servers() -> list[dict[str, Any]]:
 def call(server: Server, method: str, path: str, *, body: Any = None, timeout: float = 10.0,
          missing_ok: bool = False) -> requests.Response:
     """One authenticated request; raises ClientError with the right exit code on failure."""
-    headers = {"Authorization": f"token {server.token}"} if server.token else {}
     try:
         response = requests.request(
-            method, server.route(path), json=body, headers=headers, timeout=timeout
+            method, server.route(path), json=body, headers=request_headers(server.token),
+            timeout=timeout,
         )
     except requests.ConnectionError as error:
         raise ClientError(EXIT_NO_SERVER, f"no server answers at {server.url} ({error})") from None

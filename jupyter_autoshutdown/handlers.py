@@ -28,6 +28,9 @@ AUTH_RESOURCE = "autoshutdown"
 MAX_BODY_BYTES = 64 * 1024
 
 SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
+SAGEMAKER_SETTINGS_ROUTE = "sagemaker-studio-autoshutdown/settings"
+#: The fields the original extension's POSTs read; others are ignored, as it ignored them.
+COMPAT_FIELDS = ("idle_time", "keep_terminals")
 SETTINGS_ROUTE = "autoshutdown/api/settings"
 STATUS_ROUTE = "autoshutdown/api/status"
 KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
@@ -169,11 +172,17 @@ class IdleCheckerHandler(AutoShutdownHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        persisted, ignored = await self.apply_compat_body()
+        self.finish(json.dumps({**self.compat_model(), "persisted": persisted, "ignored_fields": ignored}))
+
+    async def apply_compat_body(self) -> tuple[bool, list[str]]:
+        """Apply the original's POST body: `idle_time` (minutes), optional `keep_terminals`.
+
+        Unknown fields are ignored and returned, as the original ignored them; bad values get 400
+        and change nothing. Returns (persisted, ignored field names).
+        """
         body = self.json_object_body()
-        unknown = sorted(set(body) - {"idle_time", "keep_terminals"})
-        if unknown:
-            raise web.HTTPError(400, f"unknown field(s): {', '.join(unknown)}; "
-                                     "expected idle_time (minutes) and keep_terminals")
+        ignored = sorted(str(key) for key in body if key not in COMPAT_FIELDS)
         if "idle_time" not in body:
             raise web.HTTPError(400, "idle_time (minutes) is required")
         changes: dict[str, Any] = {"idle_timeout_minutes": body["idle_time"]}
@@ -181,7 +190,31 @@ class IdleCheckerHandler(AutoShutdownHandler):
             changes["keep_terminals"] = body["keep_terminals"]
         # The original accepted "120" as well as 120 (it called int() on the value).
         persisted = await self.apply_changes(changes, allow_numeric_string=True)
-        self.finish(json.dumps({**self.compat_model(), "persisted": persisted}))
+        if ignored:
+            self.log.info("auto-shutdown: %s: ignored unknown field(s) %s",
+                          self.request.path, ", ".join(ignored))
+        return persisted, ignored
+
+
+class CompatSettingsHandler(IdleCheckerHandler):
+    """`POST sagemaker-studio-autoshutdown/settings`, as the original front end's Submit sends it.
+
+    The reply has the original's shape: `idle_time` in seconds *as a string*, `keep_terminals`.
+    """
+
+    SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        persisted, ignored = await self.apply_compat_body()
+        settings = self.extension.store.current
+        self.finish(json.dumps({
+            "idle_time": str(round(settings.idle_timeout_seconds)),
+            "keep_terminals": settings.keep_terminals,
+            "persisted": persisted,
+            "ignored_fields": ignored,
+        }))
 
 
 class SettingsHandler(AutoShutdownHandler):
@@ -345,6 +378,7 @@ class StatusHandler(AutoShutdownHandler):
 def route_table() -> list[tuple[str, type[APIHandler]]]:
     return [
         (SAGEMAKER_ROUTE, IdleCheckerHandler),
+        (SAGEMAKER_SETTINGS_ROUTE, CompatSettingsHandler),
         (SETTINGS_ROUTE, SettingsHandler),
         (STATUS_ROUTE, StatusHandler),
         (KEEPALIVE_ROUTE, KeepAliveHandler),

@@ -22,6 +22,7 @@ SET_TIME_INTERVAL = REPO / "scripts" / "set-time-interval.sh"
 SETTINGS = ("autoshutdown", "api", "settings")
 STATUS = ("autoshutdown", "api", "status")
 IDLE_CHECKER = ("sagemaker-studio-autoshutdown", "idle_checker")
+COMPAT_SETTINGS = ("sagemaker-studio-autoshutdown", "settings")
 
 BOUNDED = {"min_idle_timeout": 10.0, "max_idle_timeout": 240.0, "allow_disable": False}
 
@@ -60,6 +61,8 @@ OUT_OF_BOUNDS = [
     (IDLE_CHECKER, "POST", {"idle_time": 5}, "minimum"),
     (IDLE_CHECKER, "POST", {"idle_time": "300"}, "maximum"),
     (IDLE_CHECKER, "POST", {"idle_time": 0, "keep_terminals": True}, "allow_disable"),
+    (COMPAT_SETTINGS, "POST", {"idle_time": 9}, "minimum"),
+    (COMPAT_SETTINGS, "POST", {"idle_time": 0}, "allow_disable"),
 ]
 
 

@@ -10,6 +10,7 @@ from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
 IDLE_CHECKER = ("sagemaker-studio-autoshutdown", "idle_checker")
+COMPAT_SETTINGS = ("sagemaker-studio-autoshutdown", "settings")
 SETTINGS = ("autoshutdown", "api", "settings")
 STATUS = ("autoshutdown", "api", "status")
 
@@ -44,6 +45,25 @@ async def test_sagemaker_route_accepts_the_original_body_shapes(jp_serverapp, jp
     got = await api(jp_fetch, *IDLE_CHECKER)
     assert got["idle_time"] == 3600
     assert got["keep_terminals"] is False
+
+
+@pytest.mark.parametrize("route", [IDLE_CHECKER, COMPAT_SETTINGS], ids=["idle_checker", "settings"])
+async def test_compat_posts_ignore_unknown_fields_and_list_them(jp_serverapp, jp_fetch, state_path, route):
+    extension = await start_extension(jp_serverapp)
+    reply = await api(jp_fetch, *route, method="POST",
+                      body={"idle_time": 30, "keep_terminals": True, "submit": "Submit", "zone": 1})
+    assert reply["ignored_fields"] == ["submit", "zone"]
+    assert extension.store.current.idle_timeout_minutes == 30
+    saved = json.loads(state_path.read_text())["settings"]
+    assert saved == {"idle_timeout_minutes": 30, "keep_terminals": True}
+
+
+async def test_the_original_front_ends_settings_post_gets_the_original_reply(jp_serverapp, jp_fetch):
+    await start_extension(jp_serverapp)
+    reply = await api(jp_fetch, *COMPAT_SETTINGS, method="POST",
+                      body={"idle_time": 90, "keep_terminals": False})
+    assert reply["idle_time"] == "5400" and reply["keep_terminals"] is False  # seconds, as a string
+    assert (await api(jp_fetch, *IDLE_CHECKER))["idle_time"] == 5400
 
 
 async def test_native_settings_patch(jp_serverapp, jp_fetch, state_path):
@@ -91,7 +111,6 @@ BAD_IDLE_CHECKER_BODIES = [
     b'{"idle_time": "nan"}',
     b'{"idle_time": 5, "keep_terminals": "yes"}',
     b'{"idle_time": 5, "keep_terminals": 1}',
-    b'{"idle_time": 5, "unexpected": 1}',
     b'{"idle_time": 1' + b"0" * 5000 + b"}",
     b"\xff\xfe",
     b'{"idle_time": ' + b"[" * 100000 + b"]" * 100000 + b"}",
@@ -117,6 +136,7 @@ BAD_SETTINGS_BODIES = [
 
 
 BAD_INPUTS = [(IDLE_CHECKER, "POST", body) for body in BAD_IDLE_CHECKER_BODIES] + [
+    (COMPAT_SETTINGS, "POST", body) for body in BAD_IDLE_CHECKER_BODIES] + [
     (SETTINGS, "PATCH", body) for body in BAD_SETTINGS_BODIES
 ]
 

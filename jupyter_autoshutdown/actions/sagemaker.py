@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 # The package imports this module lazily (in load_action), so the package is loaded by now.
+from ..auth import request_headers
 from . import ActionDeferred
 
 if TYPE_CHECKING:
@@ -273,11 +273,7 @@ class StopStudioApps:
         serverapp = context.serverapp
         # A request to ourselves: the server's own token, and a matching XSRF cookie and header
         # for servers that run without a token (Studio Classic's).
-        xsrf = secrets.token_hex(16)
-        headers = {"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf}
-        token = getattr(serverapp.identity_provider, "token", "")
-        if token:
-            headers["Authorization"] = f"token {token}"
+        headers = request_headers(getattr(serverapp.identity_provider, "token", "") or "")
         # no_track_activity: the action's own requests must never count as activity.
         return HTTPRequest(
             self_url(serverapp) + path + "?no_track_activity=1",
