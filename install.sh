@@ -61,7 +61,14 @@ if [ -z "$python" ]; then
   python="$(command -v python3 || command -v python || true)"
   [ -n "$python" ] || die "no python3 on PATH; pass --python /path/to/python of your Jupyter server" 2
 fi
+case "$python" in
+  */*) python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" ;;  # absolute: see in_python
+esac
 "$python" -m pip --version >/dev/null 2>&1 || die "$python has no pip; pass --python with the Python of your Jupyter server" 2
+
+# Python run from / : started in the checkout, `import jupyter_autoshutdown` would find the
+# checkout's source tree instead of what is installed.
+in_python() { (cd / && "$python" "$@"); }
 
 if ! [[ "$timeout" =~ ^[0-9]+([.][0-9]+)?$ ]] \
    || ! "$python" -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 525600 else 1)" "$timeout"; then
@@ -110,7 +117,7 @@ PY
 }
 
 installed_version() {
-  "$python" -c 'import jupyter_autoshutdown; print(jupyter_autoshutdown.__version__)' 2>/dev/null || true
+  in_python -c 'import jupyter_autoshutdown; print(jupyter_autoshutdown.__version__)' 2>/dev/null || true
 }
 
 if $uninstall; then
@@ -176,6 +183,7 @@ cat > "$helper" <<EOF
 set -euo pipefail
 minutes="\${1:-\${TIMEOUT_IN_MINS:-$timeout}}"
 [ \$# -gt 0 ] && shift
+cd /  # never import a checkout's source tree from the current directory
 exec "$python" -m jupyter_autoshutdown.client set "\$minutes" $keep_flag "\$@"
 EOF
 chmod +x "$helper"
@@ -192,7 +200,7 @@ if [ -n "$restart_command" ]; then
   deadline=$((SECONDS + wait_seconds))
   while :; do
     rc=0
-    "$python" -m jupyter_autoshutdown.client check ${server_args[@]+"${server_args[@]}"} --timeout 5 >/dev/null 2>&1 || rc=$?
+    in_python -m jupyter_autoshutdown.client check ${server_args[@]+"${server_args[@]}"} --timeout 5 >/dev/null 2>&1 || rc=$?
     if [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ]; then break; fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       die "the server did not answer with the extension loaded within $wait_seconds s (last exit code $rc); check its log"
@@ -204,7 +212,7 @@ fi
 
 # 5. Apply to a running server now, if there is one.
 rc=0
-output="$("$python" -m jupyter_autoshutdown.client set "$timeout" "$keep_flag" ${server_args[@]+"${server_args[@]}"} 2>&1)" || rc=$?
+output="$(in_python -m jupyter_autoshutdown.client set "$timeout" "$keep_flag" ${server_args[@]+"${server_args[@]}"} 2>&1)" || rc=$?
 case "$rc" in
   0) echo "$output" ;;
   3) say "no running server found: the timeout applies when the server starts" ;;

@@ -98,6 +98,27 @@ class ServerProcess(_Process):
         ])
 
 
+class StudioClassicServer(_Process):
+    """A server as SageMaker Studio Classic runs it: no token, no password, base URL
+    /jupyter/default/ (Studio's proxy authenticates; here nothing does)."""
+
+    token = ""
+    health_path = "api/status"
+
+    def __init__(self, home: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/jupyter/default"
+        super().__init__(home, [
+            sys.executable, "-m", "jupyter_server", f"--port={self.port}", "--ip=127.0.0.1",
+            "--no-browser", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
+            "--ServerApp.base_url=/jupyter/default/", "--ServerApp.disable_check_xsrf=False",
+            f"--ServerApp.root_dir={home}", *args,
+        ])
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.url}/{path}", timeout=10, **kwargs)
+
+
 class KernelGatewayProcess(_Process):
     """A real Jupyter Kernel Gateway: remote kernels for a server started with `--gateway-url`."""
 
