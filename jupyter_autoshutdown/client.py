@@ -64,6 +64,10 @@ class ClientError(Exception):
 class Server:
     url: str  # base URL, ending in "/"
     token: str
+    #: A logged-in session (SageMaker Studio's presigned URL sets its cookies); None: plain requests.
+    session: Any = None
+    #: What the server is to the operator ("domain/profile"); empty: its URL says it.
+    label: str = ""
 
     def route(self, path: str) -> str:
         return self.url + path
@@ -132,7 +136,7 @@ def call(server: Server, method: str, path: str, *, body: Any = None, timeout: f
          missing_ok: bool = False) -> requests.Response:
     """One authenticated request; raises ClientError with the right exit code on failure."""
     try:
-        response = requests.request(
+        response = (server.session or requests).request(
             method, server.route(path), json=body, headers=request_headers(server.token),
             timeout=timeout,
         )
@@ -213,8 +217,8 @@ def check_health(server: Server, timeout: float = 10.0) -> Health:
         status_response = call(server, "GET", STATUS, timeout=timeout, missing_ok=True)
         status = _json(status_response) if status_response.status_code == 200 else None
     except ClientError as error:
-        return Health(error.code, error.message, {"server": server.url})
-    data = {"server": server.url, "idle_checker": compat, "status": status}
+        return Health(error.code, error.message, {"server": server.label or server.url})
+    data = {"server": server.label or server.url, "idle_checker": compat, "status": status}
     count = int(compat.get("count") or 0)
     if status is None:
         # An older extension with only the SageMaker route: all it tells is the count.
@@ -297,6 +301,78 @@ def check_fleet(servers: list[Server], timeout: float, workers: int = 16) -> lis
         return list(pool.map(lambda server: check_health(server, timeout), servers))
 
 
+# ---- SageMaker Studio domains (what the original's extension-checker did) ------------------------
+
+STUDIO_URL = "https://{domain}.studio.{region}.sagemaker.aws/jupyter/default/"
+#: How each SageMaker profile is reported, by the health check's exit code.
+STUDIO_STATES = {EXIT_OK: "OK", EXIT_NOT_LOADED: "missing", EXIT_NOT_RUNNING: "stale checker",
+                 EXIT_NO_SERVER: "unreachable"}
+
+
+@dataclass(frozen=True)
+class StudioProfile:
+    domain: str
+    profile: str
+
+
+def _pages(call_api: Any, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated SageMaker list call."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = call_api(**kwargs)
+        items.extend(page.get(key, []))
+        token = page.get("NextToken")
+        if not token:
+            return items
+        kwargs["NextToken"] = token
+
+
+def studio_profiles(sagemaker: Any, domains: list[str]) -> list[StudioProfile]:
+    """The user profiles of `domains` (every domain of the client's region when empty)."""
+    if not domains:
+        domains = [d["DomainId"] for d in _pages(sagemaker.list_domains, "Domains")]
+    return [
+        StudioProfile(domain, item["UserProfileName"])
+        for domain in domains
+        for item in _pages(sagemaker.list_user_profiles, "UserProfiles", DomainIdEquals=domain)
+    ]
+
+
+def check_studio_profile(sagemaker: Any, profile: StudioProfile, region: str, timeout: float,
+                         studio_url: str = STUDIO_URL) -> Health:
+    """Log in to the profile's Studio with a presigned URL (one session), then check its server."""
+    label = f"{profile.domain}/{profile.profile}"
+    try:
+        authorized = sagemaker.create_presigned_domain_url(
+            DomainId=profile.domain, UserProfileName=profile.profile, ExpiresInSeconds=60,
+        )["AuthorizedUrl"]
+        session = requests.Session()
+        session.get(authorized, timeout=timeout).raise_for_status()
+    except Exception as error:  # boto3's errors, the login failing: the profile is unreachable
+        return Health(EXIT_NO_SERVER, f"cannot log in ({error})", {"server": label})
+    url = studio_url.format(domain=profile.domain, region=region)
+    return check_health(Server(_with_slash(url), "", session=session, label=label), timeout)
+
+
+def check_studio(sagemaker: Any, domains: list[str], region: str, timeout: float,
+                 studio_url: str = STUDIO_URL, workers: int = 16) -> list[Health]:
+    profiles = studio_profiles(sagemaker, domains)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(profiles) or 1))) as pool:
+        return list(pool.map(
+            lambda profile: check_studio_profile(sagemaker, profile, region, timeout, studio_url),
+            profiles,
+        ))
+
+
+def _sagemaker_client(region: str | None) -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise ClientError(EXIT_USAGE, "--sagemaker-domain needs boto3: "
+                                      "pip install 'jupyter_autoshutdown[sagemaker]'") from None
+    return boto3.client("sagemaker", region_name=region)
+
+
 # ---- command line -----------------------------------------------------------------------------
 
 
@@ -331,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_parser.add_argument("--hub-url", help="check every running server of this JupyterHub")
     fleet_parser.add_argument("--hub-public-url", help="where user servers are reached (default: --hub-url)")
     fleet_parser.add_argument("--hub-token", help="hub API token (default: JUPYTERHUB_API_TOKEN)")
+    fleet_parser.add_argument("--sagemaker-domain", action="append", default=None, metavar="DOMAIN_ID",
+                              nargs="?", const="",
+                              help="check every user profile of this SageMaker Studio (Classic) domain; "
+                                   "without an id, every domain of the region (needs boto3)")
+    fleet_parser.add_argument("--region", help="AWS region of --sagemaker-domain (default: boto3's)")
+    fleet_parser.add_argument("--studio-url", default=STUDIO_URL, help=argparse.SUPPRESS)
     fleet_parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     fleet_parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
@@ -381,17 +463,27 @@ def _run_fleet(args: argparse.Namespace) -> int:
         if not token:
             raise ClientError(EXIT_USAGE, "--hub-url needs --hub-token or JUPYTERHUB_API_TOKEN")
         servers.extend(hub_servers(args.hub_url, token, args.hub_public_url, args.timeout))
-    if not servers:
-        raise ClientError(EXIT_USAGE, "no servers to check: use --server, --servers or --hub-url")
-    results = check_fleet(servers, args.timeout)
+    studio_domains = [d for d in args.sagemaker_domain or [] if d]
+    if not servers and args.sagemaker_domain is None:
+        raise ClientError(EXIT_USAGE, "no servers to check: use --server, --servers, --hub-url "
+                                      "or --sagemaker-domain")
+    results = check_fleet(servers, args.timeout) if servers else []
+    if args.sagemaker_domain is not None:
+        sagemaker = _sagemaker_client(args.region)
+        region = args.region or sagemaker.meta.region_name
+        results += check_studio(sagemaker, studio_domains, region, args.timeout, args.studio_url)
     failing = [health for health in results if health.code != EXIT_OK]
     if args.json:
         print(json.dumps([{"server": h.data.get("server"), "healthy": h.code == EXIT_OK,
+                           "state": STUDIO_STATES.get(h.code, "failed"),
                            "exit_code": h.code, "message": h.message} for h in results], indent=2))
     else:
         for health in results:
-            mark = "OK  " if health.code == EXIT_OK else "FAIL"
-            print(f"{mark} {health.data.get('server')}: {health.message}")
+            if health.code == EXIT_OK:
+                print(f"OK   {health.data.get('server')}: {health.message}")
+            else:
+                state = STUDIO_STATES.get(health.code, "failed")
+                print(f"FAIL {health.data.get('server')}: {state}: {health.message}")
         print(f"{len(results) - len(failing)} of {len(results)} servers healthy")
     return EXIT_FAILED if failing else EXIT_OK
 

@@ -126,7 +126,7 @@ def test_fleet_check_lists_the_server_without_the_extension(home, tmp_path):
         result = run([FLEET, "--servers", servers_file], home)
         assert result.returncode == 1, result.stdout + result.stderr
         assert f"OK   {healthy.url}/: healthy" in result.stdout
-        assert f"FAIL {bare.url}/: jupyter_autoshutdown is not loaded" in result.stdout
+        assert f"FAIL {bare.url}/: missing: jupyter_autoshutdown is not loaded" in result.stdout
         assert "1 of 2 servers healthy" in result.stdout
         as_json = run([FLEET, "--server", f"{healthy.url},{TOKEN}", "--json"], home)
         assert as_json.returncode == 0

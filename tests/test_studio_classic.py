@@ -95,3 +95,64 @@ def test_install_sh_as_a_lifecycle_script_from_the_checkout(studio, home, tmp_pa
     assert imported.returncode == 0, imported.stderr
     assert str(venv) in imported.stdout
     assert os.access(REPO / "install.sh", os.X_OK)
+
+
+# ---- fleet-check --sagemaker-domain: botocore's Stubber for SageMaker, local servers for Studio --
+
+
+def stubbed_sagemaker(domains: dict[str, list[tuple[str, str]]], list_all: bool = False):
+    """A SageMaker client answering for `domains`: id -> [(profile, presigned login URL)]."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    stubber = Stubber(client)
+    if list_all:
+        stubber.add_response("list_domains", {"Domains": [{"DomainId": d} for d in domains]}, {})
+    for domain, profiles in domains.items():
+        # Two pages, as a domain with many profiles answers.
+        first, rest = profiles[:1], profiles[1:]
+        stubber.add_response("list_user_profiles", {
+            "UserProfiles": [{"DomainId": domain, "UserProfileName": p} for p, _ in first],
+            **({"NextToken": "page-2"} if rest else {})}, {"DomainIdEquals": domain})
+        if rest:
+            stubber.add_response("list_user_profiles", {
+                "UserProfiles": [{"DomainId": domain, "UserProfileName": p} for p, _ in rest]},
+                {"DomainIdEquals": domain, "NextToken": "page-2"})
+    for domain, profiles in domains.items():
+        for profile, login_url in profiles:
+            stubber.add_response("create_presigned_domain_url", {"AuthorizedUrl": login_url},
+                                 {"DomainId": domain, "UserProfileName": profile, "ExpiresInSeconds": 60})
+    stubber.activate()
+    return client, stubber
+
+
+def test_fleet_check_of_sagemaker_domains(studio, home, monkeypatch, capsys):
+    from server_process import free_port
+
+    from jupyter_autoshutdown import client as fleet
+
+    bare = StudioClassicServer(home, "--ServerApp.jpserver_extensions={'jupyter_autoshutdown': False}")
+    try:
+        sagemaker, stubber = stubbed_sagemaker({
+            "d-healthy": [("alice", f"{studio.url}/lab"),
+                          ("bob", f"http://127.0.0.1:{free_port()}/auth?token=expired")],
+        })
+        # One worker: the Stubber answers in order.
+        results = fleet.check_studio(sagemaker, ["d-healthy"], "eu-west-1", 10,
+                                     studio_url=f"{studio.url}/", workers=1)
+        stubber.assert_no_pending_responses()
+        states = {h.data["server"]: fleet.STUDIO_STATES[h.code] for h in results}
+        assert states == {"d-healthy/alice": "OK", "d-healthy/bob": "unreachable"}
+
+        # The command line, every domain of the region, as JSON; a server without the extension.
+        sagemaker, stubber = stubbed_sagemaker({"d-bare": [("carol", f"{bare.url}/lab")]}, list_all=True)
+        monkeypatch.setattr(fleet, "_sagemaker_client", lambda region: sagemaker)
+        code = fleet.main(["fleet", "--sagemaker-domain", "--region", "eu-west-1", "--json",
+                           "--studio-url", f"{bare.url}/"])
+        assert code == 1  # not every profile is OK
+        (report,) = json.loads(capsys.readouterr().out)
+        assert (report["server"], report["state"]) == ("d-bare/carol", "missing")
+    finally:
+        bare.stop()
