@@ -95,6 +95,12 @@ def test_install_sh_as_a_lifecycle_script_from_the_checkout(studio, home, tmp_pa
     assert imported.returncode == 0, imported.stderr
     assert str(venv) in imported.stdout
     assert os.access(REPO / "install.sh", os.X_OK)
+    # The helper it wrote works against the token-less server too.
+    helper = home / ".auto-shutdown" / "set-time-interval.sh"
+    retuned = subprocess.run([str(helper), "26", "--url", studio.url], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert retuned.returncode == 0, retuned.stdout + retuned.stderr
+    assert settings(studio)["idle_timeout_minutes"] == 26
 
 
 # ---- fleet-check --sagemaker-domain: botocore's Stubber for SageMaker, local servers for Studio --
