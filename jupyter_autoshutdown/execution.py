@@ -43,6 +43,9 @@ class RunningRequests:
         #: Kernel ids running at least one request now. Read by observe on every pass.
         self.busy: set[str] = set()
         self._watches: dict[str, _Watch | None] = {}
+        #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
+        #: is taken from jupyter_server's state until then.
+        self._unconfirmed: set[str] = set()
 
     def sync(self, kernels: dict[str, Any]) -> None:
         """Watch new local kernels, forget gone ones. `kernels`: the manager's id -> kernel table."""
@@ -52,6 +55,12 @@ class RunningRequests:
                 self._unwatch(gone)
             for kernel_id in kernels.keys() - watches.keys():
                 watches[kernel_id] = self._watch(kernel_id, kernels[kernel_id])
+        for kernel_id in list(self._unconfirmed):
+            watch = watches.get(kernel_id)
+            kernel = kernels.get(kernel_id)
+            if watch is not None and getattr(kernel, "execution_state", None) == "busy":
+                watch.running.setdefault(UNKNOWN_REQUEST, "execute_request")
+                self.busy.add(kernel_id)
         # A kernel restarted (its process changed) runs nothing of what its old process ran.
         for kernel_id in list(self.busy):
             watch = watches.get(kernel_id)
@@ -80,6 +89,7 @@ class RunningRequests:
             self.log.debug("auto-shutdown: cannot watch kernel %s's IOPub: %r", kernel_id, error)
             return None
         watch = _Watch(stream, _pid_of(kernel))
+        self._unconfirmed.add(kernel_id)
         if getattr(kernel, "execution_state", None) == "busy":
             # Subscribed mid-request: keep it busy until a cell ends.
             watch.running[UNKNOWN_REQUEST] = "execute_request"
@@ -88,6 +98,7 @@ class RunningRequests:
         feed_identities = session.feed_identities
 
         def on_message(frames: list[bytes]) -> None:
+            self._unconfirmed.discard(kernel_id)
             try:
                 _, parts = feed_identities(frames, copy=True)
                 # parts: signature, header, parent header, metadata, content, buffers...
@@ -131,6 +142,7 @@ class RunningRequests:
     def _unwatch(self, kernel_id: str) -> None:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
+        self._unconfirmed.discard(kernel_id)
         if watch is not None:
             try:
                 watch.stream.close()

@@ -263,8 +263,13 @@ class Monitor:
             # A job that ends wakes the loop: terminals or the app action may be due then.
             delay = self._seconds_until_next_check()
             self.next_check = self.clock() + timedelta(seconds=delay)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            # asyncio.wait, not wait_for: Python 3.11's wait_for can hang when it is cancelled in
+            # the same loop step as the wake-up (a job ending as the server stops).
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=delay)
+            finally:
+                waiter.cancel()
 
     def _seconds_until_next_check(self) -> float:
         now = self.clock()
@@ -295,7 +300,7 @@ class Monitor:
             return self._first_seen.setdefault(key, now)
 
         kernels, kernel_errors = read_kernels(
-            self.serverapp.kernel_manager, first_seen, self._running_kernels()
+            self.serverapp.kernel_manager, first_seen, self.running_kernels()
         )
         if self._remote_refresh_error:
             # Stale remote records could make a kernel that is working now look idle.
@@ -334,7 +339,7 @@ class Monitor:
             keep_alive_until=keep_alive,
         )
 
-    def _running_kernels(self) -> Collection[str]:
+    def running_kernels(self) -> Collection[str]:
         """Ids of local kernels running a request now (watching any new kernel from now on)."""
         if self.kernel_requests is None:
             return NOT_RUNNING
@@ -522,7 +527,7 @@ class Monitor:
             timeout=self.options.shutdown_timeout_seconds,
         ):
             return False  # the gateway no longer has it
-        fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self._running_kernels())
+        fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self.running_kernels())
         if fresh is None:
             return False  # already gone
         now = self.clock()
