@@ -98,7 +98,15 @@ class RunningRequests:
         feed_identities = session.feed_identities
 
         def on_message(frames: list[bytes]) -> None:
-            self._unconfirmed.discard(kernel_id)
+            if kernel_id in self._unconfirmed:
+                # The first message delivered: from now on nothing is missed. Whatever started
+                # before (a cell whose busy went out before we were subscribed, on a loaded
+                # machine) is known only to jupyter_server: take its busy now, before a control
+                # request's idle can overwrite it.
+                self._unconfirmed.discard(kernel_id)
+                if getattr(kernel, "execution_state", None) == "busy":
+                    watch.running.setdefault(UNKNOWN_REQUEST, "execute_request")
+                    self.busy.add(kernel_id)
             try:
                 _, parts = feed_identities(frames, copy=True)
                 # parts: signature, header, parent header, metadata, content, buffers...

@@ -37,6 +37,10 @@ KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
 ACTIVITY_ROUTE = "autoshutdown/api/activity"
 
 
+#: The fields that name one resource to keep alive instead of everything.
+KEEP_ALIVE_TARGETS = ("kernel_id", "terminal")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
@@ -140,10 +144,17 @@ class AutoShutdownHandler(APIHandler):
 
     def keep_alive_model(self) -> dict[str, Any]:
         monitor = self.extension.monitor
+        now = monitor.clock()
         until = monitor.keep_alive_until
-        if until is not None and until <= monitor.clock():
+        if until is not None and until <= now:
             until = None
-        return {"keep_alive_until": _iso(until), "max_minutes": self.extension.max_keep_alive}
+        kept = monitor.kept_until(now)
+        return {
+            "keep_alive_until": _iso(until),
+            "max_minutes": self.extension.max_keep_alive,
+            "kernels": {key: _iso(at) for key, at in kept.items() if not key.startswith("t:")},
+            "terminals": {key[2:]: _iso(at) for key, at in kept.items() if key.startswith("t:")},
+        }
 
 
 class IdleCheckerHandler(AutoShutdownHandler):
@@ -231,7 +242,8 @@ class SettingsHandler(AutoShutdownHandler):
 
 
 class KeepAliveHandler(AutoShutdownHandler):
-    """Postpone every shutdown: "I am away for 3 hours, keep my state"."""
+    """Postpone shutdowns: "I am away for 3 hours, keep my state" (everything), or keep one kernel
+    (`kernel_id`) or terminal (`terminal`) without keeping every other forgotten one."""
 
     @web.authenticated
     @authorized
@@ -242,9 +254,11 @@ class KeepAliveHandler(AutoShutdownHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_object_body()
-        unknown = sorted(set(body) - {"minutes"})
+        unknown = sorted(set(body) - {"minutes", *KEEP_ALIVE_TARGETS})
         if unknown or "minutes" not in body:
-            raise web.HTTPError(400, "expected {\"minutes\": <number>}: how long to keep everything")
+            raise web.HTTPError(400, "expected {\"minutes\": <number>} and optionally \"kernel_id\" or "
+                                     "\"terminal\": how long to keep everything, or only that one")
+        target = self.keep_alive_target(body)
         limit = self.extension.max_keep_alive
         try:
             minutes = parse_minutes("minutes", body["minutes"])
@@ -255,16 +269,38 @@ class KeepAliveHandler(AutoShutdownHandler):
         if minutes > limit:
             raise web.HTTPError(400, f"minutes must be at most {limit:g} (max_keep_alive)")
         if minutes == 0:
-            self.extension.monitor.cancel_keep_alive()
+            self.extension.monitor.cancel_keep_alive(target)
         else:
-            self.extension.monitor.keep_alive(minutes * 60)
+            self.extension.monitor.keep_alive(minutes * 60, target)
         self.finish(json.dumps(self.keep_alive_model()))
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        self.extension.monitor.cancel_keep_alive()
+        """Cancel the global keep-alive, or with ?kernel_id= or ?terminal= that one's."""
+        query = {key: self.get_query_argument(key) for key in KEEP_ALIVE_TARGETS
+                 if self.get_query_argument(key, None) is not None}
+        self.extension.monitor.cancel_keep_alive(self.keep_alive_target(query))
         self.finish(json.dumps(self.keep_alive_model()))
+
+    def keep_alive_target(self, fields: dict[str, Any]) -> str | None:
+        """The monitor's key of the one kernel or terminal named in `fields`; None: everything."""
+        named = [key for key in KEEP_ALIVE_TARGETS if key in fields]
+        if not named:
+            return None
+        if len(named) > 1:
+            raise web.HTTPError(400, "name either kernel_id or terminal, not both")
+        value = fields[named[0]]
+        if not isinstance(value, str) or not value:
+            raise web.HTTPError(400, f"{named[0]} must be a non-empty string")
+        if named[0] == "kernel_id":
+            if value not in self.extension.serverapp.kernel_manager:
+                raise web.HTTPError(400, f"no kernel {value!r} on this server")
+            return value
+        terminals = self.settings.get("terminal_manager")
+        if terminals is None or value not in getattr(terminals, "terminals", {}):
+            raise web.HTTPError(400, f"no terminal {value!r} on this server")
+        return "t:" + value
 
 
 class ActivityHandler(AutoShutdownHandler):
@@ -320,6 +356,7 @@ class StatusHandler(AutoShutdownHandler):
             }
 
         exemptions = monitor.exemptions
+        kept = snapshot.kept_until
         kernels = []
         for verdict in plan.kernels:
             kernel = by_id[verdict.id]
@@ -330,12 +367,14 @@ class StatusHandler(AutoShutdownHandler):
                 "connections": kernel.connections,
                 "last_activity": _iso(kernel.last_activity),
                 "exempt": verdict.id in snapshot.exempt,
+                "keep_alive_until": _iso(kept.get(verdict.id)),
                 **timing(verdict, verdict.id),
             })
             if exemptions is not None and verdict.id in exemptions.refused:
                 kernels[-1]["reason"] = f"{verdict.reason}; {OPT_OUT_REFUSED}"
                 kernels[-1]["opt_out_refused"] = True
-        terminals = [{"name": verdict.id, **timing(verdict, "t:" + verdict.id)} for verdict in plan.terminals]
+        terminals = [{"name": verdict.id, "keep_alive_until": _iso(kept.get("t:" + verdict.id)),
+                      **timing(verdict, "t:" + verdict.id)} for verdict in plan.terminals]
         last_check = monitor.last_check
         app_failure = monitor.failure_of("app", "")
         self.finish(json.dumps({

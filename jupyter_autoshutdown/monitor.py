@@ -150,6 +150,8 @@ class Monitor:
         self._exempt: dict[str, str] = {}
         #: A user's keep-alive: nothing is shut down before this time.
         self.keep_alive_until: datetime | None = None
+        #: Keep-alives of one kernel (its id) or terminal ("t:<name>"): only that one is kept.
+        self.kept_targets: dict[str, datetime] = {}
         #: (kind, id) -> the deadline last warned about, so each warning is emitted once.
         self._warned: dict[tuple[str, str], datetime] = {}
         #: (kind, id) -> when a dry run reports it again if it is still due.
@@ -199,18 +201,33 @@ class Monitor:
 
     # ---- keep-alive ------------------------------------------------------------------------
 
-    def keep_alive(self, seconds: float) -> datetime:
-        """Postpone every shutdown until `seconds` from now (the caller bounds `seconds`)."""
-        self.keep_alive_until = self.clock() + timedelta(seconds=seconds)
-        self.log.info("auto-shutdown: kept alive until %s", self.keep_alive_until.isoformat())
+    def keep_alive(self, seconds: float, target: str | None = None) -> datetime:
+        """Postpone shutdowns until `seconds` from now (the caller bounds `seconds`): every one, or
+        only `target`'s (a kernel id, or "t:<terminal name>")."""
+        until = self.clock() + timedelta(seconds=seconds)
+        if target is None:
+            self.keep_alive_until = until
+            self.log.info("auto-shutdown: kept alive until %s", until.isoformat())
+        else:
+            self.kept_targets[target] = until
+            self.log.info("auto-shutdown: %s kept alive until %s", _target_words(target), until.isoformat())
         self.wake()
-        return self.keep_alive_until
+        return until
 
-    def cancel_keep_alive(self) -> None:
-        if self.keep_alive_until is not None:
-            self.log.info("auto-shutdown: keep-alive cancelled")
-        self.keep_alive_until = None
+    def cancel_keep_alive(self, target: str | None = None) -> None:
+        if target is None:
+            if self.keep_alive_until is not None:
+                self.log.info("auto-shutdown: keep-alive cancelled")
+            self.keep_alive_until = None
+        elif self.kept_targets.pop(target, None) is not None:
+            self.log.info("auto-shutdown: keep-alive of %s cancelled", _target_words(target))
         self.wake()
+
+    def kept_until(self, now: datetime) -> dict[str, datetime]:
+        """The per-kernel and per-terminal keep-alives still in force (expired ones dropped)."""
+        for target in [key for key, until in self.kept_targets.items() if until <= now]:
+            del self.kept_targets[target]
+        return dict(self.kept_targets)
 
     # ---- utilization -----------------------------------------------------------------------
 
@@ -309,7 +326,8 @@ class Monitor:
         last_activity, source, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.activity, self.options.server_activity, self.started_at
         )
-        if self._first_seen or self.executor.failures or self._warned or self._dry_run_until:
+        if (self._first_seen or self.executor.failures or self._warned or self._dry_run_until
+                or self.kept_targets):
             self._forget_gone(kernels, terminals)
         return self._with_signals(Snapshot(
             kernels=tuple(kernels),
@@ -337,6 +355,7 @@ class Monitor:
             stop_next=stop_next,
             stop_label=daily_stop.label if daily_stop is not None else "",
             keep_alive_until=keep_alive,
+            kept_until=self.kept_until(now) if self.kept_targets else {},
         )
 
     def running_kernels(self) -> Collection[str]:
@@ -353,6 +372,8 @@ class Monitor:
         live = {kernel[K_ID] for kernel in kernels} | {f"t:{term[T_NAME]}" for term in terminals}
         for stale in self._first_seen.keys() - live:
             del self._first_seen[stale]
+        for stale in self.kept_targets.keys() - live:
+            del self.kept_targets[stale]
         live_keys = {("kernel", kernel[K_ID]) for kernel in kernels}
         live_keys |= {("terminal", term[T_NAME]) for term in terminals}
         live_keys.add(("app", ""))
@@ -673,3 +694,7 @@ class Monitor:
 
     def _record_error(self, message: str) -> None:
         self.errors.append({"time": self.clock().isoformat(), "message": message})
+
+
+def _target_words(target: str) -> str:
+    return f"terminal {target[2:]}" if target.startswith("t:") else f"kernel {target}"

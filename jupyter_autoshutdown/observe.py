@@ -91,6 +91,8 @@ class Snapshot:
     stop_label: str = ""
     #: A user's keep-alive: nothing is shut down before this time.
     keep_alive_until: datetime | None = None
+    #: Keep-alives of single resources (key: kernel id or "t:<terminal name>"): each is kept until then.
+    kept_until: Mapping[str, datetime] = field(default_factory=dict)
     #: What `server_last_activity` was, in words ("front end interaction", "kernel activity", ...).
     server_activity_source: str = ""
     #: Writes that count as activity and are not answered yet ("POST api/kernels"): a kernel,

@@ -35,7 +35,8 @@ What else moves a deadline (each from the snapshot, all off by default)
   - Exempt kernels (name or path patterns, or the user's opt-out) are never shut down.
   - The daily stop: a resource whose latest activity came before the latest stop instant is due
     at that instant (busy kernels stay busy-exempt); otherwise the next stop caps its deadline.
-  - A keep-alive moves every deadline, the app's included, to at least its end.
+  - A keep-alive moves every deadline, the app's included, to at least its end; a keep-alive of
+    one kernel or terminal moves only that one's deadline.
   - Warnings: scheduled shutdowns within `warning_seconds` are listed in the plan.
 
 Two entry points share one rule per resource: ``decide`` returns only what the monitor acts on
@@ -182,12 +183,15 @@ class _Signals(NamedTuple):
     stop_reason: str
     keep_alive_until: datetime | None
     keep_alive_reason: str
+    #: Keep-alives of single kernels or terminals (key as in active_at).
+    kept: Mapping[str, datetime] | None = None
 
 
 def _signals(snapshot: Snapshot, settings: Settings) -> _Signals:
     server_activity = snapshot.server_last_activity if settings.idle_type == "activity" else None
     keep = snapshot.keep_alive_until
-    plain = not (snapshot.active_at or snapshot.exempt or server_activity or snapshot.stop_next or keep)
+    plain = not (snapshot.active_at or snapshot.exempt or server_activity or snapshot.stop_next or keep
+                 or snapshot.kept_until)
     return _Signals(
         plain=plain,
         active_at=snapshot.active_at or None,
@@ -198,6 +202,7 @@ def _signals(snapshot: Snapshot, settings: Settings) -> _Signals:
         stop_reason=f"the daily stop time ({snapshot.stop_label}) came first" if snapshot.stop_next else "",
         keep_alive_until=keep,
         keep_alive_reason=f"kept alive by a user until {keep.isoformat()}" if keep else "",
+        kept=snapshot.kept_until or None,
     )
 
 
@@ -234,6 +239,10 @@ def _with_signals(
             deadline, reason = stop, sig.stop_reason
     if sig.keep_alive_until is not None and deadline < sig.keep_alive_until:
         deadline, reason = sig.keep_alive_until, sig.keep_alive_reason
+    if sig.kept is not None:
+        kept = sig.kept.get(key)
+        if kept is not None and deadline < kept:
+            deadline, reason = kept, f"this one kept alive by a user until {kept.isoformat()}"
     return deadline, reason
 
 

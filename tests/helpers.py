@@ -65,8 +65,8 @@ async def api(jp_fetch: Any, *parts: str, method: str = "GET", body: Any = None,
     return json.loads(response.body) if response.body else None
 
 
-async def start_kernel(jp_fetch: Any) -> str:
-    model = await api(jp_fetch, "api", "kernels", method="POST", body={"name": "python3"})
+async def start_kernel(jp_fetch: Any, name: str = "python3") -> str:
+    model = await api(jp_fetch, "api", "kernels", method="POST", body={"name": name})
     return model["id"]
 
 

@@ -8,6 +8,9 @@ jupyter_server copies that idle into the kernel's execution_state. Real server, 
 from __future__ import annotations
 
 import contextlib
+import json
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
@@ -43,10 +46,11 @@ CONTROL_REQUESTS = {
 
 
 @contextlib.asynccontextmanager
-async def running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, code="import time; time.sleep(120)"):
+async def running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, code="import time; time.sleep(120)",
+                       kernel_name="python3"):
     """A kernel whose cell runs `code`, its websocket client connected; shut down when done."""
     await start_extension(jp_serverapp)
-    kernel_id = await start_kernel(jp_fetch)
+    kernel_id = await start_kernel(jp_fetch, kernel_name)
     session = await KernelSession.connect(jp_ws_fetch, kernel_id)
     # allow_stdin: a cell calling input() waits for the answer, as in a notebook.
     cell = await session.send("execute_request", {
@@ -82,6 +86,33 @@ async def test_a_cell_waiting_for_input_is_busy_after_a_control_request(
     jp_serverapp, jp_fetch, jp_ws_fetch
 ):
     waiting = running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, "input('name? ')")
+    async with waiting as (kernel_id, session, _cell):
+        await session.send("usage_request", {}, channel="control")
+        await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
+        assert (await kernel_row(jp_fetch, kernel_id))["execution_state"] == "busy"
+
+
+@pytest.fixture
+def slow_kernel(jp_kernel_dir):
+    """A Python kernel that takes a second longer to bind its sockets, as on a loaded machine:
+    whoever subscribes to its IOPub at once connects before the kernel listens."""
+    spec = Path(jp_kernel_dir) / "slow-python"
+    spec.mkdir()
+    start = "import time; time.sleep(1.0); from ipykernel.kernelapp import launch_new_instance as go; go()"
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", start, "-f", "{connection_file}"],
+        "display_name": "Python (slow start)", "language": "python",
+    }))
+    return "slow-python"
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_a_slow_starting_kernel_waiting_for_input_stays_busy(
+    jp_serverapp, jp_fetch, jp_ws_fetch, slow_kernel
+):
+    # The monitor subscribes when the kernel is started, a second before the kernel listens; the
+    # first cell and a control request follow as soon as the kernel answers.
+    waiting = running_cell(jp_serverapp, jp_fetch, jp_ws_fetch, "input('name? ')", kernel_name=slow_kernel)
     async with waiting as (kernel_id, session, _cell):
         await session.send("usage_request", {}, channel="control")
         await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
@@ -130,4 +161,36 @@ def test_each_request_ends_only_itself():
     assert requests.busy == set()
     status("idle", "never-busy")
     requests._on_status("k", watch, "busy", "not a header")
+    assert requests.busy == set()
+
+
+def test_a_busy_missed_before_the_first_message_is_taken_from_jupyter_server():
+    """On a loaded machine our IOPub subscription can land after a cell said busy: the first
+    message we get (here a control request's busy) must not leave that cell unaccounted for."""
+    import logging
+    from types import SimpleNamespace
+
+    from jupyter_client.session import Session
+
+    from jupyter_autoshutdown.execution import RunningRequests
+
+    session = Session()
+    handlers = []
+    stream = SimpleNamespace(on_recv=handlers.append, close=lambda: None)
+    kernel = SimpleNamespace(connect_iopub=lambda: stream, session=session, has_kernel=True,
+                             execution_state="starting", provisioner=SimpleNamespace(pid=1))
+    requests = RunningRequests(logging.getLogger("test"))
+    requests.sync({"k": kernel})
+    assert requests.busy == set()
+
+    def deliver(state, parent):
+        status = session.msg("status", {"execution_state": state}, parent=parent)
+        handlers[0](session.serialize(status))
+
+    kernel.execution_state = "busy"  # jupyter_server saw the cell start; we did not
+    usage = session.msg("usage_request", {})
+    deliver("busy", usage)
+    deliver("idle", usage)
+    assert requests.busy == {"k"}
+    deliver("idle", session.msg("execute_request", {}))  # a cell ends: what we missed is over
     assert requests.busy == set()

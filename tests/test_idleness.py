@@ -187,6 +187,33 @@ async def test_keep_alive_postpones_every_shutdown_and_is_bounded(jp_serverapp, 
     await wait_for(lambda: kernel_gone(jp_serverapp, second), timeout=20)
 
 
+@pytest.mark.parametrize("autoshutdown_config", [config(max_keep_alive=1.0)])
+async def test_a_keep_alive_of_one_kernel_keeps_only_that_one(jp_serverapp, jp_fetch):
+    from tornado.httpclient import HTTPClientError
+
+    await start_extension(jp_serverapp)
+    kept, other = await start_kernel(jp_fetch), await start_kernel(jp_fetch)
+    for bad, code in (({"minutes": 1, "kernel_id": "nope"}, 400), ({"minutes": 1, "terminal": "nope"}, 400),
+                      ({"minutes": 1, "kernel_id": kept, "terminal": "1"}, 400),
+                      ({"minutes": 1, "kernel_id": 7}, 400), ({"minutes": 1, "kernel_id": ""}, 400)):
+        with pytest.raises(HTTPClientError) as error:
+            await api(jp_fetch, *KEEPALIVE, method="POST", body=bad)
+        assert error.value.code == code, bad
+    reply = await api(jp_fetch, *KEEPALIVE, method="POST", body={"minutes": 0.15, "kernel_id": kept})  # 9 s
+    assert reply["keep_alive_until"] is None, "the global keep-alive is untouched"
+    until = reply["kernels"][kept]
+    await wait_for(lambda: kernel_gone(jp_serverapp, other), timeout=20, what="the other kernel's cull")
+    assert not kernel_gone(jp_serverapp, kept)
+    row = await kernel_row(jp_fetch, kept)
+    assert row["keep_alive_until"] == until and row["shutdown_at"] == until
+    assert row["reason"].startswith("this one kept alive by a user until"), row
+    # Cancelled: it goes at its own deadline, long passed.
+    reply = await api(jp_fetch, *KEEPALIVE, method="DELETE", params={"kernel_id": kept})
+    assert reply["kernels"] == {}
+    await wait_for(lambda: kernel_gone(jp_serverapp, kept), timeout=20, what="the cull after the cancel")
+    assert (await api(jp_fetch, *KEEPALIVE))["kernels"] == {}
+
+
 @pytest.mark.parametrize("autoshutdown_config", [config()])
 async def test_a_kernel_cannot_opt_out_another_one(jp_serverapp, jp_fetch, jp_ws_fetch):
     forged_id, empty_id = await start_kernel(jp_fetch), await start_kernel(jp_fetch)
