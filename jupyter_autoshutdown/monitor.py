@@ -211,6 +211,7 @@ class Monitor:
         else:
             self.kept_targets[target] = until
             self.log.info("auto-shutdown: %s kept alive until %s", _target_words(target), until.isoformat())
+        self._emit_keep_alive(target, f"kept alive until {until.isoformat()}", shutdown_at=until)
         self.wake()
         return until
 
@@ -218,10 +219,23 @@ class Monitor:
         if target is None:
             if self.keep_alive_until is not None:
                 self.log.info("auto-shutdown: keep-alive cancelled")
+                self._emit_keep_alive(None, "keep-alive cancelled")
             self.keep_alive_until = None
         elif self.kept_targets.pop(target, None) is not None:
             self.log.info("auto-shutdown: keep-alive of %s cancelled", _target_words(target))
+            self._emit_keep_alive(target, "keep-alive cancelled")
         self.wake()
+
+    def _emit_keep_alive(self, target: str | None, message: str, **fields: Any) -> None:
+        """Front ends show a keep-alive at once (another tab's, or the panel's)."""
+        if self.events is None:
+            return
+        if target is None:
+            self.events.emit("keep_alive", "app", self.action.name, f"everything {message}", **fields)
+        elif target.startswith("t:"):
+            self.events.emit("keep_alive", "terminal", target[2:], f"terminal {message}", **fields)
+        else:
+            self.events.emit("keep_alive", "kernel", target, f"kernel {message}", **fields)
 
     def kept_until(self, now: datetime) -> dict[str, datetime]:
         """The per-kernel and per-terminal keep-alives still in force (expired ones dropped)."""

@@ -21,10 +21,20 @@ export const getStatus = (): Promise<IStatus> => requestAPI<IStatus>('status');
 export interface IKeepAlive {
   keep_alive_until: string | null;
   max_minutes: number;
+  kernels: Record<string, string>;
+  terminals: Record<string, string>;
 }
 
-export const keepAlive = (minutes: number): Promise<IKeepAlive> =>
-  requestAPI<IKeepAlive>('keepalive', { method: 'POST', body: JSON.stringify({ minutes }) });
+/** What a keep-alive keeps: everything (the server's own warning, the panel), or one resource. */
+export type KeepAliveTarget = { kernel_id: string } | { terminal: string } | Record<string, never>;
+
+export const keepAlive = (minutes: number, target: KeepAliveTarget = {}): Promise<IKeepAlive> =>
+  requestAPI<IKeepAlive>('keepalive', { method: 'POST', body: JSON.stringify({ minutes, ...target }) });
+
+export const cancelKeepAlive = (target: KeepAliveTarget = {}): Promise<IKeepAlive> => {
+  const query = new URLSearchParams(target as Record<string, string>).toString();
+  return requestAPI<IKeepAlive>(`keepalive${query ? `?${query}` : ''}`, { method: 'DELETE' });
+};
 
 /** A person used the page `idleSeconds` ago (counts as server activity: see activity.py). */
 export const reportActivity = (idleSeconds: number): Promise<unknown> =>
@@ -32,6 +42,24 @@ export const reportActivity = (idleSeconds: number): Promise<unknown> =>
 
 export const patchSettings = (changes: Record<string, unknown>): Promise<unknown> =>
   requestAPI('settings', { method: 'PATCH', body: JSON.stringify(changes) });
+
+/** Shut a kernel down now, through jupyter_server's own route. */
+export async function shutDownKernel(kernelId: string): Promise<void> {
+  await serverRequest(URLExt.join('api', 'kernels', kernelId), 'DELETE');
+}
+
+/** Close a terminal now, through jupyter_server's own route. */
+export async function shutDownTerminal(name: string): Promise<void> {
+  await serverRequest(URLExt.join('api', 'terminals', name), 'DELETE');
+}
+
+async function serverRequest(path: string, method: string): Promise<void> {
+  const settings = ServerConnection.makeSettings();
+  const response = await ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), { method }, settings);
+  if (!response.ok) {
+    throw new ServerConnection.ResponseError(response);
+  }
+}
 
 /** Whether the current user may change settings (jupyter_server's /api/me permissions). */
 export async function canWrite(): Promise<boolean> {

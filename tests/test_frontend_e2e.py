@@ -26,6 +26,7 @@ OUTPUT = ROOT / "test-output" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MINUTES = 0.75  # 45 s: long enough to look, short enough to wait for
 WARNING_MINUTES = 0.25  # the warning comes 15 s before
+# The browser tests need Notebook 7 too: `pip install -e ".[test]"` brings it.
 
 
 def missing_parts() -> list[str]:
@@ -54,49 +55,107 @@ NOTEBOOK = {"cells": [{"cell_type": "code", "id": "c1", "source": "x = 1", "meta
             "nbformat": 4, "nbformat_minor": 5}
 
 
-@pytest.mark.timeout(400)
-def test_countdown_warning_keep_alive_panel_and_cull_message_in_a_real_browser(home):
-    # No "get Jupyter news?" prompt over the toasts in the screenshots.
-    news = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True)
-    news.write_text('{"fetchNews": "false"}')
+def quiet_lab_settings(home: Path, **plugins: dict) -> None:
+    """User settings that keep JupyterLab's own prompts (news, autosave) out of the way."""
+    settings = home / ".jupyter/lab/user-settings/@jupyterlab"
+    for plugin, values in {"apputils-extension/notification": {"fetchNews": "false"}, **plugins}.items():
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
+def run_script(script: str, *args: str, timeout: float = 360) -> tuple[subprocess.CompletedProcess, dict]:
+    result = subprocess.run(["node", str(ROOT / "ui-tests" / script), *args], capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    return result, steps_of(result.stdout)
+
+
+def start_lab(home: Path, module: str, *extra: str) -> ServerProcess:
     lab = ServerProcess(
         home, f"--AutoShutdown.idle_timeout={TIMEOUT_MINUTES}",
         f"--AutoShutdown.warning_minutes={WARNING_MINUTES}", "--AutoShutdown.max_check_interval=1",
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        module="jupyterlab",
+        *extra, module=module,
     )
+    for name in ("a.ipynb", "b.ipynb"):
+        assert lab.request("PUT", f"api/contents/{name}",
+                           json={"type": "notebook", "content": NOTEBOOK}).status_code in (200, 201)
+    return lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_output():
+    if OUTPUT.exists():
+        shutil.rmtree(OUTPUT)
+    OUTPUT.mkdir(parents=True)
+
+
+@pytest.mark.timeout(420)
+def test_jupyterlab_front_end_as_a_new_user_meets_it(home):
+    quiet_lab_settings(home)
+    lab = start_lab(home, "jupyterlab", "--LabApp.expose_app_in_browser=True")
     try:
         labextensions = lab.request("GET", "lab/api/extensions").json()
         assert any(ext["name"] == "jupyter-autoshutdown" and ext["enabled"] for ext in labextensions), \
             "the prebuilt front end is installed with the Python package"
-        assert lab.request("PUT", "api/contents/demo.ipynb",
-                           json={"type": "notebook", "content": NOTEBOOK}).status_code in (200, 201)
-        if OUTPUT.exists():
-            shutil.rmtree(OUTPUT)
-        result = subprocess.run(
-            ["node", str(ROOT / "ui-tests" / "e2e.mjs"), lab.url, TOKEN, "demo.ipynb", str(OUTPUT)],
-            capture_output=True, text=True, timeout=360, cwd=ROOT,
-        )
-        steps = {}
-        for line in result.stdout.splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                steps[record["step"]] = record
+        result, steps = run_script("e2e.mjs", lab.url, TOKEN, str(OUTPUT))
         assert result.returncode == 0 and "error" not in steps, (
             f"{result.stdout}\n{result.stderr}\n--- server log ---\n{lab.output()[-5000:]}")
-        assert steps["countdown"]["text"].startswith("Shuts down in")
-        assert "Auto-shutdown will shut down this kernel in" in steps["warning"]["text"]
-        assert steps["kept-alive"]["text"].startswith("Kept alive until")
-        assert steps["panel"]["kernels"] and all(
-            kernel_id in steps["panel"]["text"] for kernel_id in steps["panel"]["kernels"])
-        assert "Auto-shutdown shut this notebook's kernel down" in steps["culled"]["text"]
+        shown = {name: {k: v for k, v in step.items() if k != "screenshot"} for name, step in steps.items()}
+        print(json.dumps(shown, indent=1))
+        countdown = steps["countdown"]
+        assert countdown["text"].startswith("Kernel stops in"), countdown
+        assert (countdown["role"], countdown["tabIndex"], countdown["icon"]) == ("button", 0, 1), countdown
+        assert countdown["label"].startswith("Auto-shutdown: This kernel stops at"), countdown
+        # Busy within 2 s of the cell starting; no countdown while it ran.
+        assert steps["busy"]["seconds"] <= 2, steps["busy"]
+        assert steps["busy-over"]["countdownDuringBusy"] is False
+        # A background notebook is warned for by name; its Keep alive keeps that kernel only.
+        warning = steps["background-warning"]
+        assert "“b.ipynb”" in warning["text"] and "a.ipynb" in warning["currentTab"], warning
+        kept = steps["kept-one"]
+        assert kept["keep"]["keep_alive_until"] is None
+        assert list(kept["keep"]["kernels"]) == [kept["b"]], kept
+        # The panel lists kernels by notebook path, in the left sidebar.
+        panel = steps["panel"]
+        assert panel["inLeftArea"] and "a.ipynb" in panel["text"] and "b.ipynb" in panel["text"], panel
+        # The form: an empty field never reaches the server; typing survives refreshes; 0 asks.
+        empty = steps["empty-refused"]
+        assert empty["refusal"] == "Enter the timeout in minutes.", empty
+        assert empty["after"] == empty["before"], empty
+        assert steps["typed-survives"]["value"] == "7" and steps["typed-survives"]["focused"]
+        assert "Turn auto-shutdown off?" in steps["turn-off-asked"]["dialog"]
+        assert steps["turn-off-asked"]["after"] == TIMEOUT_MINUTES
+        # The cull message: whole, not an error, with a restart that works.
+        culled = steps["culled"]
+        assert culled["length"] <= 140 and culled["restart"] == 1, culled
+        assert "error" not in culled["className"], culled
+        assert "a.ipynb" in culled["fullReason"] and "idle" in culled["fullReason"], culled
+        assert steps["restarted"]["a"] is not None
+        assert "Auto-shutdown" in steps["settings-editor"]["text"]
         for record in steps.values():
-            assert Path(record["screenshot"]).stat().st_size > 10_000, record
-        # The server side agrees: the kernel was culled by auto-shutdown, after the keep-alive.
-        assert lab.request("GET", "api/kernels").json() == []
+            if "screenshot" in record:
+                assert Path(record["screenshot"]).stat().st_size > 10_000, record
+        # The server side agrees: a.ipynb's first kernel was culled by auto-shutdown; b's was kept.
         log = lab.output()
-        assert "auto-shutdown: kept alive until" in log and "auto-shutdown: shutting down kernel" in log
+        assert "auto-shutdown: shutting down kernel" in log and f"kernel {kept['b']} kept alive until" in log
+        settings = lab.request("GET", "autoshutdown/api/settings").json()
+        assert settings["idle_timeout_minutes"] == TIMEOUT_MINUTES
+    finally:
+        lab.stop()
+
+
+@pytest.mark.timeout(300)
+def test_notebook7_shows_the_countdown_and_opens_the_panel(home):
+    lab = start_lab(home, "notebook")
+    try:
+        result, steps = run_script("notebook7.mjs", lab.url, TOKEN, str(OUTPUT))
+        assert result.returncode == 0 and "error" not in steps, (
+            f"{result.stdout}\n{result.stderr}\n--- server log ---\n{lab.output()[-5000:]}")
+        assert steps["n7-countdown"]["text"].startswith("Kernel stops in")
+        assert steps["n7-busy"]["seconds"] <= 2, steps["n7-busy"]
+        panel = steps["n7-panel"]
+        assert panel["visible"] and panel["width"] > 150 and "a.ipynb" in panel["text"], panel
     finally:
         lab.stop()
 
@@ -110,11 +169,7 @@ IDLE_TAB_SECONDS = IDLE_TAB_MINUTES * 60
 def lab_with_marker_action(home: Path) -> tuple[ServerProcess, Path]:
     """`jupyter lab` whose app action (`command`) writes the time it ran to a marker file."""
     marker = home / "app-action-ran"
-    settings = home / ".jupyter/lab/user-settings/@jupyterlab"
-    for plugin, values in (("apputils-extension/notification", {"fetchNews": "false"}),
-                           ("docmanager-extension/plugin", {"autosave": False})):
-        (settings / f"{plugin}.jupyterlab-settings").parent.mkdir(parents=True, exist_ok=True)
-        (settings / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
+    quiet_lab_settings(home, **{"docmanager-extension/plugin": {"autosave": False}})
     (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"AutoShutdown": {
         "app_action": "command",
         "app_command": [sys.executable, "-c",

@@ -1,43 +1,141 @@
 // End-to-end check of the JupyterLab front end in headless Chromium (Debian's, driven by
-// playwright-core). Usage: node ui-tests/e2e.mjs <lab url> <token> <notebook path> <output dir>
-// Prints one JSON line per step; tests/test_frontend_e2e.py runs it and checks the server side.
+// playwright-core), as a new user meets it. Usage:
+//   node ui-tests/e2e.mjs <lab url> <token> <output dir>
+// The server has a.ipynb and b.ipynb and a short timeout. Prints one JSON line per step;
+// tests/test_frontend_e2e.py runs it and checks the server side.
 import { openBrowser, report } from './browser.mjs';
 
-const [url, token, notebook, outDir] = process.argv.slice(2);
+const [url, token, outDir] = process.argv.slice(2);
 const { browser, page, shot } = await openBrowser(outDir);
-const api = (route, method = 'GET') =>
-  page.evaluate(async ([route, method, token]) => {
-    const response = await fetch(route, { method, headers: { Authorization: `token ${token}` } });
+const api = (route, method = 'GET', body = undefined) =>
+  page.evaluate(async ([route, method, token, body]) => {
+    const response = await fetch(route, {
+      method,
+      headers: { Authorization: `token ${token}` },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    });
     return response.status === 204 ? null : response.json();
-  }, [route, method, token]);
+  }, [`${url}/${route}`, method, token, body]);
+const command = (id, args = {}) =>
+  page.evaluate(async ([id, args]) => { await window.jupyterapp.commands.execute(id, args); }, [id, args]);
+const pause = ms => new Promise(resolve => setTimeout(resolve, ms));
+const toast = text => page.locator('.Toastify__toast', { hasText: text }).first();
+const currentNotebook = () => page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)');
 
 try {
-  const status = page.locator('.jp-AutoShutdown-status');
-  await page.goto(`${url}/lab/tree/${notebook}?token=${token}`);
-  await status.filter({ hasText: /Shuts down in/ }).waitFor({ timeout: 60000 });
-  report('countdown', { text: await status.textContent(), screenshot: await shot('01-countdown.png') });
+  const status = page.locator('#jp-main-statusbar .jp-AutoShutdown-status');
+  await page.goto(`${url}/lab/tree/a.ipynb?token=${token}`);
+  await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 60000 });
+  // The status item is a button with a label, reached by keyboard.
+  const statusRole = await status.getAttribute('role');
+  const statusLabel = await status.getAttribute('aria-label');
+  const statusTabIndex = await status.evaluate(node => node.tabIndex);
+  const icon = await status.locator('svg').count();
+  report('countdown', { text: await status.textContent(), role: statusRole, label: statusLabel,
+                        tabIndex: statusTabIndex, icon, screenshot: await shot('01-countdown.png') });
 
-  const warning = page.getByText('Auto-shutdown will shut down this kernel', { exact: false }).first();
-  await warning.waitFor({ timeout: 90000 });
-  await page.getByRole('button', { name: 'Keep alive' }).first().waitFor();
-  report('warning', { text: await warning.textContent(), screenshot: await shot('02-warning.png') });
+  // A second notebook, opened now, stays in the background: its kernel is due first.
+  await command('docmanager:open', { path: 'b.ipynb' });
+  await page.locator('.lm-TabBar-tab', { hasText: 'b.ipynb' }).waitFor();
+  await command('docmanager:open', { path: 'a.ipynb' });
+  await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 30000 });
 
-  await page.getByRole('button', { name: 'Keep alive' }).first().click();
-  await status.filter({ hasText: /Kept alive until/ }).waitFor({ timeout: 15000 });
-  report('kept-alive', { text: await status.textContent(), screenshot: await shot('03-kept-alive.png') });
+  // Busy shows within moments of a cell starting, with no countdown while it runs.
+  const editor = currentNotebook().locator('.jp-Cell .cm-content').first();
+  await editor.click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.type('import time; time.sleep(6)');
+  const started = Date.now();
+  await page.keyboard.press('Control+Enter');
+  await status.filter({ hasText: 'Kernel busy' }).waitFor({ timeout: 10000 });
+  const busyAfter = (Date.now() - started) / 1000;
+  report('busy', { text: await status.textContent(), seconds: busyAfter, screenshot: await shot('02-busy.png') });
+  let countdownDuringBusy = false;
+  while (Date.now() - started < 5000) {
+    countdownDuringBusy ||= /stops in/.test(await status.textContent());
+    await pause(100);
+  }
+  await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 20000 });
+  report('busy-over', { text: await status.textContent(), countdownDuringBusy });
 
-  await status.click();
-  const panel = page.locator('.jp-AutoShutdown-table');
-  await panel.waitFor({ timeout: 15000 });
-  await page.locator('.jp-AutoShutdown-table tr[data-kind="kernel"]').first().waitFor({ timeout: 15000 });
-  const kernels = (await api('api/kernels')).map(kernel => kernel.id);
-  report('panel', { text: await panel.textContent(), kernels, screenshot: await shot('04-panel.png') });
+  // The background notebook is warned for by name, while a.ipynb is in focus.
+  const background = toast('“b.ipynb”');
+  await background.waitFor({ timeout: 90000 });
+  const currentTab = await page.locator('.lm-TabBar-tab.lm-mod-current.jp-mod-current, .jp-mod-current.lm-TabBar-tab').first().textContent();
+  report('background-warning', { text: await background.textContent(), currentTab, screenshot: await shot('03-background-warning.png') });
+  const kernels = await api('api/sessions');
+  const kernelOf = path => kernels.find(session => session.path === path)?.kernel.id;
+  // Its "Keep alive" keeps that kernel only.
+  await background.getByRole('button', { name: 'Keep alive' }).click();
+  await toast('is kept alive for').waitFor({ timeout: 15000 });
+  const keep = await api('autoshutdown/api/keepalive');
+  report('kept-one', { keep, a: kernelOf('a.ipynb'), b: kernelOf('b.ipynb'), screenshot: await shot('04-kept-one.png') });
 
-  // The keep-alive ends: the kernel has been idle past its timeout, so it goes now.
-  await api('autoshutdown/api/keepalive', 'DELETE');
-  const culled = page.getByText("Auto-shutdown shut this notebook's kernel down", { exact: false }).first();
-  await culled.waitFor({ timeout: 60000 });
-  report('culled', { text: await culled.textContent(), screenshot: await shot('05-culled.png') });
+  // The panel, opened from the status item by keyboard, in the left sidebar.
+  await status.focus();
+  await page.keyboard.press('Enter');
+  const panel = page.locator('#jupyter-autoshutdown-panel');
+  await panel.locator('.jp-AutoShutdown-row[data-kind="kernel"]').first().waitFor({ timeout: 15000 });
+  await panel.locator('.jp-AutoShutdown-row', { hasText: 'b.ipynb' }).locator('.jp-AutoShutdown-kept').waitFor({ timeout: 15000 });
+  report('panel', { text: await panel.textContent(), inLeftArea: await panel.evaluate(node => Boolean(node.closest('#jp-left-stack'))),
+                    screenshot: await shot('05-panel.png') });
+
+  // The settings form: an empty field is refused in the page; nothing reaches the server.
+  const before = await api('autoshutdown/api/settings');
+  const timeout = panel.locator('#jp-AutoShutdown-timeout');
+  await timeout.fill('');
+  await panel.getByRole('button', { name: 'Save' }).click();
+  const refusal = panel.locator('.jp-AutoShutdown-invalid');
+  await refusal.waitFor({ timeout: 5000 });
+  await pause(1000);
+  const afterEmpty = await api('autoshutdown/api/settings');
+  report('empty-refused', { refusal: await refusal.textContent(), before: before.idle_timeout_minutes,
+                            after: afterEmpty.idle_timeout_minutes, screenshot: await shot('06-empty-refused.png') });
+  // A typed value survives the panel's refreshes (it re-renders every second).
+  await timeout.fill('7');
+  await pause(3000);
+  const survived = await timeout.inputValue();
+  const focused = await timeout.evaluate(node => node === document.activeElement);
+  report('typed-survives', { value: survived, focused, screenshot: await shot('07-typed.png') });
+  // 0 asks first; "Keep it on" changes nothing.
+  await timeout.fill('0');
+  await panel.getByRole('button', { name: 'Save' }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await dialog.waitFor({ timeout: 5000 });
+  const dialogText = await dialog.textContent();
+  await shot('08-turn-off-dialog.png');
+  await dialog.getByRole('button', { name: 'Keep it on' }).click();
+  await pause(500);
+  const afterZero = await api('autoshutdown/api/settings');
+  await panel.getByRole('button', { name: 'Revert' }).click();
+  report('turn-off-asked', { dialog: dialogText, after: afterZero.idle_timeout_minutes });
+
+  // a.ipynb's kernel is culled (nobody uses it): a short message, with a restart action.
+  const culled = toast('Auto-shutdown stopped the kernel of “a.ipynb”');
+  await culled.waitFor({ timeout: 120000 });
+  const cullText = await culled.locator('.jp-toast-message, .Toastify__toast-body').first().textContent();
+  const restart = culled.getByRole('button', { name: 'Restart kernel' });
+  const styled = await culled.evaluate(node => node.className);
+  report('culled', { text: cullText, length: cullText.length, restart: await restart.count(), className: styled,
+                     fullReason: await panel.locator('.jp-AutoShutdown-culls').textContent().catch(() => ''),
+                     screenshot: await shot('09-culled.png') });
+  await restart.click();
+  await status.filter({ hasText: /Kernel (stops in|busy)/ }).waitFor({ timeout: 60000 });
+  const sessions = await api('api/sessions');
+  report('restarted', { text: await status.textContent(), a: sessions.find(s => s.path === 'a.ipynb')?.kernel?.id ?? null,
+                        screenshot: await shot('10-restarted.png') });
+
+  // The Settings Editor finds our preferences when one searches "shutdown".
+  await command('settingeditor:open');
+  const search = page.locator('input[placeholder*="Search settings"]').first();
+  await search.waitFor({ timeout: 30000 });
+  await search.fill('shutdown');
+  const entry = page.locator('.jp-PluginList li, .jp-PluginList-entry', { hasText: 'Auto-shutdown' }).first();
+  await entry.waitFor({ timeout: 15000 });
+  await entry.click();
+  await page.getByText('Warn before shutdown for notebooks not in focus').first().waitFor({ timeout: 15000 });
+  const listed = await page.locator('.jp-PluginList li, .jp-PluginList-entry').allTextContents();
+  report('settings-editor', { text: await entry.textContent(), listed, screenshot: await shot('11-settings-editor.png') });
 } catch (error) {
   report('error', { message: String(error), screenshot: await shot('99-error.png').catch(() => null) });
   process.exitCode = 1;

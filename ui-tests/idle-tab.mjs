@@ -19,7 +19,7 @@ const pause = ms => new Promise(resolve => setTimeout(resolve, ms));
 try {
   const status = page.locator('.jp-AutoShutdown-status');
   await page.goto(`${url}/lab/tree/${notebook}?token=${token}`);
-  await status.filter({ hasText: /Shuts down in/ }).waitFor({ timeout: 60000 });
+  await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 60000 });
   const visibility = await page.evaluate(() => document.visibilityState);
   report('opened', { text: await status.textContent(), visibility, screenshot: await shot('10-opened.png') });
 
@@ -30,7 +30,7 @@ try {
     await page.locator('.jp-InputArea-prompt', { hasText: '[1]' }).first().waitFor({ timeout: 30000 });
     report('ran-cell', { screenshot: await shot('11-ran-cell.png') });
     // From here on nobody touches the page; it stays open, visible and polling.
-    const culled = page.getByText("Auto-shutdown shut this notebook's kernel down", { exact: false }).first();
+    const culled = page.getByText("Auto-shutdown stopped the kernel of", { exact: false }).first();
     await culled.waitFor({ timeout: 120000 });
     report('culled', { text: await culled.textContent(), screenshot: await shot('12-culled.png') });
     await status.filter({ hasText: /Server stops in/ }).waitFor({ timeout: 30000 });

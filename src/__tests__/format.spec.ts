@@ -1,9 +1,17 @@
 import {
+  checkTimeout,
+  cullMessage,
   formatDuration,
+  formatLocalTime,
+  ICurrentKernel,
   IStatus,
+  localizeTimes,
+  MESSAGE_LIMIT,
   nextRefreshDelay,
+  shorten,
   shouldWarn,
-  statusText
+  statusText,
+  warningMessage
 } from '../format';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
@@ -16,8 +24,13 @@ function status(overrides: Partial<IStatus> = {}): IStatus {
     settings: {
       idle_timeout_minutes: 120,
       keep_terminals: false,
+      cull_busy: false,
+      cull_connected: true,
       warning_seconds: 300,
-      max_keep_alive_minutes: 720
+      max_keep_alive_minutes: 720,
+      min_idle_timeout_minutes: 0,
+      max_idle_timeout_minutes: 0,
+      allow_disable: true
     },
     keep_alive_until: null,
     kernels: [],
@@ -55,42 +68,144 @@ describe('formatDuration', () => {
 });
 
 describe('statusText', () => {
-  it('counts down for the current kernel', () => {
-    expect(statusText(status({ kernels: [kernel(720)] }), 'k1', NOW)).toBe('Shuts down in 12 min');
-    expect(statusText(status({ kernels: [kernel(720)] }), 'k1', NOW + 700000)).toBe(
-      'Shuts down in 20 s'
-    );
+  const text = (s: IStatus | null, current: ICurrentKernel | null, now = NOW) => statusText(s, current, now).text;
+  const k1 = { id: 'k1' };
+  it('counts down for the current kernel, naming it', () => {
+    expect(text(status({ kernels: [kernel(720)] }), k1)).toBe('Kernel stops in 12 min');
+    expect(text(status({ kernels: [kernel(720)] }), k1, NOW + 700000)).toBe('Kernel stops in 20 s');
   });
-  it('says busy kernels are not counting', () => {
+  it('never counts down on a busy kernel, as the server or this page sees it', () => {
     const busy = kernel(null, { execution_state: 'busy' });
-    expect(statusText(status({ kernels: [busy] }), 'k1', NOW)).toBe('Busy: not counting');
+    expect(text(status({ kernels: [busy] }), k1)).toBe('Kernel busy');
+    // The page saw the cell start before the server's status said so.
+    expect(text(status({ kernels: [kernel(60)] }), { id: 'k1', localStatus: 'busy' })).toBe('Kernel busy');
   });
   it('shows a keep-alive before anything else', () => {
-    const text = statusText(status({ keep_alive_until: at(3600), kernels: [kernel(60)] }), 'k1', NOW);
-    expect(text).toMatch(/^Kept alive until \d\d:\d\d$/);
+    expect(text(status({ keep_alive_until: at(3600), kernels: [kernel(60)] }), k1)).toMatch(
+      /^Kept alive until \d\d:\d\d$/
+    );
+  });
+  it("shows one kernel's own keep-alive", () => {
+    const kept = kernel(3600, { keep_alive_until: at(3600) });
+    expect(text(status({ kernels: [kept] }), k1)).toMatch(/^Kernel kept until \d\d:\d\d$/);
   });
   it('says when auto-shutdown is off', () => {
     const off = status();
     off.settings.idle_timeout_minutes = 0;
-    expect(statusText(off, null, NOW)).toBe('Auto-shutdown off');
+    expect(text(off, null)).toBe('Auto-shutdown off');
   });
   it('shows the server countdown when nothing is left', () => {
     const empty = status({ app: { action: 'server', action_at: at(90), reason: '' } });
-    expect(statusText(empty, null, NOW)).toBe('Server stops in 2 min');
+    expect(text(empty, null)).toBe('Server stops in 2 min');
+    expect(statusText(empty, null, NOW).title).toContain('this Jupyter server stops');
   });
   it('says when the app action ran and waits for new activity', () => {
     const ran = status({ app: { action: 'command', action_at: null, reason: '', last_run_at: at(-5) } });
-    expect(statusText(ran, null, NOW)).toMatch(/^Server: 'command' ran at \d\d:\d\d$/);
+    expect(text(ran, null)).toMatch(/^Server: 'command' ran at \d\d:\d\d$/);
   });
-  it('shows no server countdown for an action on its own schedule (Studio Classic)', () => {
+  it('names the timeout as a timeout, not as elapsed time', () => {
     const classic = status({
       app: { action: 'sagemaker', action_at: at(90), reason: '', own_schedule: 'Studio Classic: ...' }
     });
-    expect(statusText(classic, null, NOW)).toBe('Auto-shutdown: 2 h idle');
+    expect(text(classic, null)).toBe('Timeout 2 h');
+    const short = status();
+    short.settings.idle_timeout_minutes = 0.75;
+    expect(text(short, null)).toBe('Timeout 45 s');
   });
   it('says exempt kernels are never shut down', () => {
-    const exempt = kernel(null, { exempt: true });
-    expect(statusText(status({ kernels: [exempt] }), 'k1', NOW)).toBe('Auto-shutdown: never (exempt)');
+    expect(text(status({ kernels: [kernel(null, { exempt: true })] }), k1)).toBe('Kernel exempt');
+  });
+  it('says when the status cannot be read', () => {
+    expect(text(null, k1)).toBe('Auto-shutdown unavailable');
+  });
+});
+
+describe('formatLocalTime', () => {
+  it('shows local time with seconds, and the date only for another day', () => {
+    const noon = new Date(NOW);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    expect(formatLocalTime(at(65), NOW)).toBe(
+      `${pad(noon.getHours())}:${pad(noon.getMinutes() + 1)}:05`
+    );
+    expect(formatLocalTime(at(-3 * 86400), NOW)).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(formatLocalTime(null, NOW)).toBe('');
+    expect(formatLocalTime('not a time', NOW)).toBe('');
+  });
+});
+
+describe('localizeTimes', () => {
+  it("shows the server's UTC timestamps as local times", () => {
+    const text = localizeTimes(`kept alive by a user until ${new Date(NOW + 65000).toISOString().replace('Z', '+00:00')}`, NOW);
+    expect(text).toMatch(/^kept alive by a user until \d\d:\d\d:05$/);
+    expect(localizeTimes('idle: shut down after 45 s', NOW)).toBe('idle: shut down after 45 s');
+  });
+});
+
+describe('statusText after a cull', () => {
+  it('says the kernel stopped, not the timeout', () => {
+    expect(statusText(status(), { id: 'gone', culled: true }, NOW).text).toBe('Kernel stopped');
+  });
+});
+
+describe('cullMessage', () => {
+  it('fits in a toast whatever the path, keeping the name', () => {
+    const short = cullMessage('demo.ipynb', 45);
+    expect(short).toBe('Auto-shutdown stopped the kernel of “demo.ipynb” after 45 s idle. Its variables are gone; the notebook stays open.');
+    const deep = 'projects/' + 'very-long-folder-name/'.repeat(12) + 'analysis.ipynb';
+    const long = cullMessage(deep, 7200);
+    expect(long.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
+    expect(long).toContain('analysis.ipynb');
+    expect(cullMessage('x.ipynb', null)).not.toContain('after');
+  });
+});
+
+describe('warningMessage', () => {
+  it('names the notebook and stays short', () => {
+    expect(warningMessage('b.ipynb', 15)).toBe('Auto-shutdown stops the kernel of “b.ipynb” in 15 s unless it is used.');
+    expect(warningMessage(null, 90)).toBe('Auto-shutdown stops this server in 2 min unless it is used.');
+    expect(warningMessage('x/'.repeat(200) + 'end.ipynb', 15).length).toBeLessThanOrEqual(MESSAGE_LIMIT);
+  });
+});
+
+describe('checkTimeout', () => {
+  const open = { min_idle_timeout_minutes: 0, max_idle_timeout_minutes: 0, allow_disable: true };
+  const bounded = { min_idle_timeout_minutes: 5, max_idle_timeout_minutes: 240, allow_disable: false };
+  it('refuses an empty field instead of turning auto-shutdown off', () => {
+    expect(checkTimeout('', open)).toEqual({ ok: false, reason: 'Enter the timeout in minutes.' });
+    expect(checkTimeout('   ', open).ok).toBe(false);
+  });
+  it.each(['abc', '1e3', '-5', '5 min', '0x10', '1,5', 'Infinity', 'NaN'])('refuses %s', typed => {
+    const result = checkTimeout(typed, open);
+    expect(result.ok).toBe(false);
+  });
+  it('accepts minutes, with decimals', () => {
+    expect(checkTimeout('30', open)).toEqual({ ok: true, minutes: 30, turnsOff: false });
+    expect(checkTimeout(' 0.5 ', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false });
+    expect(checkTimeout('.5', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false });
+  });
+  it('marks 0 as turning it off (to be confirmed), unless the operator forbids it', () => {
+    expect(checkTimeout('0', open)).toEqual({ ok: true, minutes: 0, turnsOff: true });
+    expect(checkTimeout('0', bounded)).toEqual({
+      ok: false,
+      reason: 'Turning auto-shutdown off is not allowed on this server.'
+    });
+  });
+  it("enforces the server's bounds, naming them", () => {
+    expect(checkTimeout('2', bounded)).toEqual({ ok: false, reason: 'The timeout must be from 5 to 240 minutes.' });
+    expect(checkTimeout('300', bounded).ok).toBe(false);
+    expect(checkTimeout('240', bounded).ok).toBe(true);
+    expect(checkTimeout('1', { ...open, min_idle_timeout_minutes: 2 })).toEqual({
+      ok: false,
+      reason: 'The timeout must be at least 2 minutes.'
+    });
+  });
+});
+
+describe('shorten', () => {
+  it('keeps short text and cuts long text in the middle', () => {
+    expect(shorten('abc', 5)).toBe('abc');
+    expect(shorten('abcdefghij', 7)).toBe('ab…ghij');
+    expect(shorten('abcdefghij', 7).length).toBe(7);
   });
 });
 

@@ -1,0 +1,198 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Button, InputGroup } from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { patchSettings } from './api';
+import { allowedRange, checkTimeout, formatMinutes, ISettings } from './format';
+
+interface IFormProps {
+  settings: ISettings;
+  writable: boolean;
+  /** Called after the server accepted a change (to refresh the status). */
+  onSaved: () => void;
+}
+
+/** What the user typed or ticked, kept apart from the server's values until saved or reverted. */
+interface IDraft {
+  timeout: string;
+  keep_terminals: boolean;
+  cull_busy: boolean;
+  cull_connected: boolean;
+}
+
+interface IFormState {
+  draft: IDraft | null;
+  message: { text: string; kind: 'ok' | 'error' } | null;
+  saving: boolean;
+}
+
+const MESSAGE_MS = 6000;
+
+/**
+ * The runtime settings the server accepts: timeout, keep_terminals, cull_busy, cull_connected.
+ * Edits live in the component's state: the status refreshing every second never touches a field
+ * being typed in. Empty, non-numeric and out-of-bounds timeouts are refused here with the reason
+ * (the bounds come from the server); turning auto-shutdown off asks first. Users who may not
+ * change settings see the values without controls.
+ */
+export class SettingsForm extends React.Component<IFormProps, IFormState> {
+  state: IFormState = { draft: null, message: null, saving: false };
+
+  componentWillUnmount(): void {
+    window.clearTimeout(this.messageTimer);
+  }
+
+  render(): React.ReactNode {
+    const { settings, writable } = this.props;
+    if (!writable) {
+      return (
+        <div className="jp-AutoShutdown-form jp-AutoShutdown-readonly">
+          <dl>
+            <dt>Idle timeout</dt>
+            <dd>{settings.idle_timeout_minutes === 0 ? 'off' : formatMinutes(settings.idle_timeout_minutes)}</dd>
+            <dt>Keep terminals</dt>
+            <dd>{settings.keep_terminals ? 'yes' : 'no'}</dd>
+            <dt>Shut down busy kernels</dt>
+            <dd>{settings.cull_busy ? 'yes' : 'no'}</dd>
+            <dt>Shut down kernels with an open tab</dt>
+            <dd>{settings.cull_connected ? 'yes' : 'no'}</dd>
+          </dl>
+          <p className="jp-AutoShutdown-hint">You may view these settings but not change them.</p>
+        </div>
+      );
+    }
+    const draft = this.current();
+    const check = checkTimeout(draft.timeout, settings);
+    const invalid = this.state.draft !== null && !check.ok;
+    const toggle = (key: 'keep_terminals' | 'cull_busy' | 'cull_connected', label: string, help: string) => (
+      <label className="jp-AutoShutdown-check" title={help}>
+        <input
+          type="checkbox"
+          name={key}
+          checked={draft[key]}
+          onChange={event => this.edit({ [key]: event.currentTarget.checked })}
+        />
+        {label}
+      </label>
+    );
+    return (
+      <form className="jp-AutoShutdown-form" onSubmit={event => void this.save(event)} noValidate>
+        <label className="jp-AutoShutdown-field" htmlFor="jp-AutoShutdown-timeout">
+          Idle timeout (minutes)
+        </label>
+        <InputGroup
+          id="jp-AutoShutdown-timeout"
+          name="idle_timeout_minutes"
+          inputMode="decimal"
+          autoComplete="off"
+          value={draft.timeout}
+          aria-invalid={invalid}
+          aria-describedby="jp-AutoShutdown-timeoutHelp"
+          onChange={event => this.edit({ timeout: event.currentTarget.value })}
+        />
+        <div id="jp-AutoShutdown-timeoutHelp" className={invalid ? 'jp-AutoShutdown-invalid' : 'jp-AutoShutdown-hint'}>
+          {invalid && !check.ok
+            ? check.reason
+            : `Allowed: ${allowedRange(settings)}${settings.allow_disable ? '; 0 turns auto-shutdown off' : ''}.`}
+        </div>
+        {toggle('keep_terminals', 'Keep terminals', 'Never close idle terminals (kernels are still shut down).')}
+        {toggle('cull_busy', 'Shut down busy kernels too', 'Also shut down kernels that are running code once idle: running work is lost.')}
+        {toggle('cull_connected', 'Shut down kernels with an open tab', 'An open notebook tab does not keep its kernel running.')}
+        <div className="jp-AutoShutdown-buttons">
+          <Button type="submit" className="jp-mod-styled jp-mod-accept" disabled={this.state.saving || this.state.draft === null}>
+            Save
+          </Button>
+          <Button
+            type="button"
+            className="jp-mod-styled jp-mod-reject"
+            disabled={this.state.saving || this.state.draft === null}
+            onClick={() => this.setState({ draft: null, message: null })}
+          >
+            Revert
+          </Button>
+        </div>
+        {this.state.message && (
+          <div role="status" className={`jp-AutoShutdown-message jp-AutoShutdown-message-${this.state.message.kind}`}>
+            {this.state.message.text}
+          </div>
+        )}
+      </form>
+    );
+  }
+
+  /** The draft, or the server's values while nothing is being edited. */
+  private current(): IDraft {
+    if (this.state.draft) {
+      return this.state.draft;
+    }
+    const settings = this.props.settings;
+    return {
+      timeout: String(settings.idle_timeout_minutes),
+      keep_terminals: settings.keep_terminals,
+      cull_busy: settings.cull_busy,
+      cull_connected: settings.cull_connected
+    };
+  }
+
+  private edit(change: Partial<IDraft>): void {
+    this.setState({ draft: { ...this.current(), ...change }, message: null });
+  }
+
+  private async save(event: React.FormEvent): Promise<void> {
+    event.preventDefault();
+    const draft = this.state.draft;
+    if (draft === null) {
+      return;
+    }
+    const settings = this.props.settings;
+    const check = checkTimeout(draft.timeout, settings);
+    if (!check.ok) {
+      return; // the reason is shown under the field already
+    }
+    const changes: Record<string, unknown> = {};
+    if (check.minutes !== settings.idle_timeout_minutes) {
+      changes.idle_timeout_minutes = check.minutes;
+    }
+    for (const key of ['keep_terminals', 'cull_busy', 'cull_connected'] as const) {
+      if (draft[key] !== settings[key]) {
+        changes[key] = draft[key];
+      }
+    }
+    if (Object.keys(changes).length === 0) {
+      this.setState({ draft: null });
+      this.say('Nothing changed.', 'ok');
+      return;
+    }
+    if (check.turnsOff && 'idle_timeout_minutes' in changes) {
+      const answer = await showDialog({
+        title: 'Turn auto-shutdown off?',
+        body:
+          'Nothing will be shut down for being idle: kernels, terminals and this server keep running, ' +
+          'and keep costing, until you set a timeout again. This setting is kept across restarts.',
+        buttons: [Dialog.cancelButton({ label: 'Keep it on' }), Dialog.warnButton({ label: 'Turn off' })]
+      });
+      if (!answer.button.accept) {
+        this.say('Auto-shutdown stays on; nothing was saved.', 'ok');
+        return;
+      }
+    }
+    this.setState({ saving: true });
+    try {
+      await patchSettings(changes);
+      this.setState({ draft: null, saving: false });
+      this.say(check.turnsOff ? 'Saved: auto-shutdown is off.' : 'Saved.', 'ok');
+      this.props.onSaved();
+    } catch (error) {
+      this.setState({ saving: false });
+      this.say(`Not saved: ${(error as Error).message}`, 'error');
+    }
+  }
+
+  private say(text: string, kind: 'ok' | 'error'): void {
+    window.clearTimeout(this.messageTimer);
+    this.setState({ message: { text, kind } });
+    this.messageTimer = window.setTimeout(() => this.setState({ message: null }), MESSAGE_MS);
+  }
+
+  private messageTimer: number | undefined;
+}
