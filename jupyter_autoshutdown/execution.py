@@ -55,6 +55,9 @@ class RunningRequests:
                 self._unwatch(gone)
             for kernel_id in kernels.keys() - watches.keys():
                 watches[kernel_id] = self._watch(kernel_id, kernels[kernel_id])
+                self.log.debug("auto-shutdown: %s kernel %s's status messages (jupyter_server says %s)",
+                               "watching" if watches[kernel_id] else "not watching", kernel_id,
+                               getattr(kernels[kernel_id], "execution_state", None))
         for kernel_id in list(self._unconfirmed):
             watch = watches.get(kernel_id)
             kernel = kernels.get(kernel_id)
@@ -65,6 +68,7 @@ class RunningRequests:
         for kernel_id in list(self.busy):
             watch = watches.get(kernel_id)
             if watch is not None and _pid_of(kernels.get(kernel_id)) != watch.pid:
+                self.log.debug("auto-shutdown: kernel %s has a new process: what it ran is over", kernel_id)
                 watch.pid = _pid_of(kernels.get(kernel_id))
                 self._clear(kernel_id, watch)
 
@@ -104,7 +108,10 @@ class RunningRequests:
                 # machine) is known only to jupyter_server: take its busy now, before a control
                 # request's idle can overwrite it.
                 self._unconfirmed.discard(kernel_id)
-                if getattr(kernel, "execution_state", None) == "busy":
+                state_now = getattr(kernel, "execution_state", None)
+                self.log.debug("auto-shutdown: kernel %s's IOPub delivers (jupyter_server says %s)",
+                               kernel_id, state_now)
+                if state_now == "busy":
                     watch.running.setdefault(UNKNOWN_REQUEST, "execute_request")
                     self.busy.add(kernel_id)
             try:
@@ -127,6 +134,10 @@ class RunningRequests:
     def _on_status(self, kernel_id: str, watch: _Watch, state: Any, parent: Any) -> None:
         request = parent.get("msg_id") if isinstance(parent, dict) else None
         running = watch.running
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("auto-shutdown: kernel %s: %s for %s %s; running before: %s", kernel_id, state,
+                           parent.get("msg_type") if isinstance(parent, dict) else None, request,
+                           list(running.values()))
         if state == "starting":
             self._clear(kernel_id, watch)  # a new kernel process
             return

@@ -328,6 +328,9 @@ class StatusHandler(AutoShutdownHandler):
     @authorized
     async def get(self) -> None:
         monitor = self.extension.monitor
+        if monitor.exemptions is not None:
+            # keep_this_kernel() shows at once, not at the next pass.
+            await monitor.refresh_exemptions()
         now = monitor.clock()
         snapshot, plan = monitor.explain(now)
         by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}

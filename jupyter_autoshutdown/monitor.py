@@ -440,7 +440,7 @@ class Monitor:
         if self._remote_kernels:
             await self._refresh_remote_kernels()
         if self.exemptions is not None:
-            await self._read_exemptions()
+            await self.refresh_exemptions()
         now = self.clock()
         snapshot = self.snapshot(now)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
@@ -471,7 +471,7 @@ class Monitor:
         SECONDS_UNTIL_NEXT.set((min(upcoming) - now).total_seconds() if upcoming else -1)
         return acted
 
-    async def _read_exemptions(self) -> None:
+    async def refresh_exemptions(self) -> None:
         assert self.exemptions is not None
         try:
             self._exempt = await self.exemptions.read(self.serverapp)
