@@ -152,6 +152,8 @@ def test_notebook7_shows_the_countdown_and_opens_the_panel(home):
         result, steps = run_script("notebook7.mjs", lab.url, TOKEN, str(OUTPUT))
         assert result.returncode == 0 and "error" not in steps, (
             f"{result.stdout}\n{result.stderr}\n--- server log ---\n{lab.output()[-5000:]}")
+        print(json.dumps({name: {k: v for k, v in step.items() if k not in ("screenshot", "text")}
+                          for name, step in steps.items()}))
         assert steps["n7-countdown"]["text"].startswith("Kernel stops in")
         assert steps["n7-busy"]["seconds"] <= 2, steps["n7-busy"]
         panel = steps["n7-panel"]

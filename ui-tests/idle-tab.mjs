@@ -21,20 +21,20 @@ try {
   await page.goto(`${url}/lab/tree/${notebook}?token=${token}`);
   await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 60000 });
   const visibility = await page.evaluate(() => document.visibilityState);
-  report('opened', { text: await status.textContent(), visibility, screenshot: await shot('10-opened.png') });
+  report('opened', { text: await status.textContent(), visibility, screenshot: await shot('30-opened.png') });
 
   const editor = page.locator('.jp-Cell .cm-content').first();
   await editor.click();
   if (mode === 'nobody') {
     await page.keyboard.press('Shift+Enter');
     await page.locator('.jp-InputArea-prompt', { hasText: '[1]' }).first().waitFor({ timeout: 30000 });
-    report('ran-cell', { screenshot: await shot('11-ran-cell.png') });
+    report('ran-cell', { screenshot: await shot('31-ran-cell.png') });
     // From here on nobody touches the page; it stays open, visible and polling.
     const culled = page.getByText("Auto-shutdown stopped the kernel of", { exact: false }).first();
     await culled.waitFor({ timeout: 120000 });
-    report('culled', { text: await culled.textContent(), screenshot: await shot('12-culled.png') });
+    report('culled', { text: await culled.textContent(), screenshot: await shot('32-culled.png') });
     await status.filter({ hasText: /Server stops in/ }).waitFor({ timeout: 30000 });
-    report('server-countdown', { text: await status.textContent(), screenshot: await shot('13-server-countdown.png') });
+    report('server-countdown', { text: await status.textContent(), screenshot: await shot('33-server-countdown.png') });
     const started = Date.now();
     let app = (await get('autoshutdown/api/status')).app;
     while (!app.last_run_at && Date.now() - started < 120000) {
@@ -43,7 +43,7 @@ try {
     }
     // The page learns it from the server's event stream within moments.
     await status.filter({ hasText: /ran at/ }).waitFor({ timeout: 15000 }).catch(() => null);
-    report('action-ran', { text: await status.textContent(), app, screenshot: await shot('14-action-ran.png') });
+    report('action-ran', { text: await status.textContent(), app, screenshot: await shot('34-action-ran.png') });
   } else {
     const end = Date.now() + Number(seconds) * 1000;
     let typed = 0;
@@ -51,14 +51,14 @@ try {
       await page.keyboard.type('x');
       typed += 1;
       if (typed === 4) {
-        report('typing', { text: await status.textContent(), screenshot: await shot('20-typing.png') });
+        report('typing', { text: await status.textContent(), screenshot: await shot('40-typing.png') });
       }
       await pause(10000);
     }
     const kernels = await get('api/kernels');
     report('typed', { typed, kernels: kernels.length, text: await status.textContent(),
                       app: (await get('autoshutdown/api/status')).app,
-                      screenshot: await shot('21-typed.png') });
+                      screenshot: await shot('41-typed.png') });
   }
 } catch (error) {
   report('error', { message: String(error), screenshot: await shot('99-idle-tab-error.png').catch(() => null) });
