@@ -10,7 +10,7 @@ import { Widget } from '@lumino/widgets';
 import { INTERACTION_EVENTS, InteractionReporter, isPersonEvent, reportInterval } from './activity';
 import { reportActivity } from './api';
 import { autoShutdownIcon } from './icon';
-import { AutoShutdownModel, DEFAULT_PREFERENCES, IPreferences, kernelOfWidget } from './model';
+import { AutoShutdownModel, DEFAULT_PREFERENCES, IPreferences } from './model';
 import { AutoShutdownPanel, PANEL_ID } from './panel';
 import { CountdownItem } from './statusitem';
 import { Warnings } from './warnings';
@@ -95,7 +95,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       // No status bar (Notebook 7): each notebook shows its own countdown in its toolbar.
       const extension: DocumentRegistry.IWidgetExtension<any, any> = {
         createNew: (notebook: any) => {
-          const item = new CountdownItem(model, () => model.withCulls(kernelOfWidget(notebook)), openPanel);
+          const item = new CountdownItem(model, () => model.kernelOf(notebook), openPanel);
           item.addClass('jp-AutoShutdown-toolbarItem');
           (notebook.toolbar as { insertItem(index: number, name: string, widget: Widget): boolean }).insertItem(
             10,

@@ -5,6 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import { canWrite, getStatus } from './api';
 import { ICurrentKernel, IStatus, nextRefreshDelay } from './format';
+import { IStatusMessage, RunningRequests } from './requests';
 
 export const EVENT_SCHEMA = 'https://events.jupyter.org/jupyter_autoshutdown/v1';
 const KERNEL_ACTIONS_SCHEMA = 'https://events.jupyter.org/jupyter_server/kernel_actions/v1';
@@ -49,6 +50,7 @@ export interface ISessionContextLike {
   path?: string;
   statusChanged?: ISignal<unknown, unknown>;
   kernelChanged?: ISignal<unknown, unknown>;
+  iopubMessage?: ISignal<unknown, IStatusMessage>;
   changeKernel?: (options: { name: string }) => Promise<unknown>;
 }
 
@@ -109,7 +111,20 @@ export class AutoShutdownModel {
 
   /** The kernel of the notebook or console in focus, with its status as this page sees it. */
   currentKernel(): ICurrentKernel | null {
-    return this.withCulls(kernelOfWidget(this.app.shell.currentWidget));
+    return this.kernelOf(this.app.shell.currentWidget);
+  }
+
+  /**
+   * The kernel of a notebook or console widget, busy while it runs any request (as the page sees
+   * its status messages), and whether auto-shutdown stopped it.
+   */
+  kernelOf(widget: unknown): ICurrentKernel | null {
+    const kernel = sessionContextOf(widget)?.session?.kernel;
+    if (!kernel) {
+      return null;
+    }
+    const localStatus = this.requests.isBusy(kernel.id) ? 'busy' : kernel.status;
+    return this.withCulls({ id: kernel.id, localStatus });
   }
 
   /** Marks a kernel auto-shutdown stopped: the page may not have noticed yet. */
@@ -187,6 +202,12 @@ export class AutoShutdownModel {
           this.scheduleRefresh();
         });
         context.kernelChanged?.connect(() => this.scheduleRefresh());
+        context.iopubMessage?.connect((_, message) => {
+          const kernelId = context.session?.kernel?.id;
+          if (kernelId) {
+            this.requests.onMessage(kernelId, message);
+          }
+        });
       }
       const kernel = context.session?.kernel;
       if (kernel) {
@@ -198,6 +219,7 @@ export class AutoShutdownModel {
     for (const [kernelId, document] of this.lastOpen) {
       if (document.widget.isDisposed) {
         this.lastOpen.delete(kernelId);
+        this.requests.forget(kernelId);
       }
     }
     this.lastOpen = new Map([...this.lastOpen, ...open]);
@@ -248,14 +270,9 @@ export class AutoShutdownModel {
   private refreshTimer: number | undefined;
   private coalesceTimer: number | undefined;
   private followed = new WeakSet<object>();
+  private readonly requests = new RunningRequests();
   /** Every kernel a notebook or console of this page used since it opened. */
   private lastOpen = new Map<string, IOpenDocument>();
   private readonly _changed = new Signal<this, void>(this);
   private readonly _culled = new Signal<this, ICull>(this);
-}
-
-/** The kernel of a notebook or console widget, with its status as this page sees it. */
-export function kernelOfWidget(widget: unknown): ICurrentKernel | null {
-  const kernel = sessionContextOf(widget)?.session?.kernel;
-  return kernel ? { id: kernel.id, localStatus: kernel.status } : null;
 }
