@@ -562,25 +562,36 @@ class Monitor:
             timeout=self.options.shutdown_timeout_seconds,
         ):
             return False  # the gateway no longer has it
-        fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self.running_kernels())
-        if fresh is None:
-            return False  # already gone
-        now = self.clock()
-        verdict = kernel_verdict(fresh, self.store.current, now, self._signals_now(now))
-        if not verdict.due:
-            self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
-            return False
-        # Nothing awaits between the re-check above and the start of the shutdown below.
-        self.log.info(
-            "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
-            planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
-        )
+        #: Set by the shutdown task once the re-check has found the kernel still due.
+        decided: list[tuple[Verdict, KernelInfo]] = []
+
+        async def recheck_then_shut_down() -> None:
+            # The task's first step: the re-check and the start of jupyter_server's shutdown (which
+            # stops watching the kernel at once) run in one step of the event loop, nothing between.
+            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self.running_kernels())
+            if fresh is None:
+                return  # already gone
+            now = self.clock()
+            verdict = kernel_verdict(fresh, self.store.current, now, self._signals_now(now))
+            if not verdict.due:
+                self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
+                return
+            self.log.info(
+                "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
+                planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
+            )
+            decided.append((verdict, fresh))
+            await kernel_manager.shutdown_kernel(planned.id)
+
         in_time = await self.executor.run_with_limit(
-            kernel_manager.shutdown_kernel(planned.id),
+            recheck_then_shut_down(),
             self.options.shutdown_timeout_seconds,
             what=f"shutting down kernel {planned.id}",
             kill=self._killer(planned.id),
         )
+        if not decided:
+            return False
+        verdict, fresh = decided[0]
         if planned.id in kernel_manager:
             raise RuntimeError("the kernel manager still lists the kernel after its shutdown")
         how = "shut down" if in_time else "killed (its shutdown took too long)"
