@@ -33,3 +33,18 @@ export async function openBrowser(outDir) {
   };
   return { browser, page, shot };
 }
+
+/**
+ * Replace the first cell of `notebook` (a locator) with `code`, run it, and wait until `status`
+ * (a locator) says "Kernel busy". Returns the milliseconds since the epoch when it was run and
+ * the seconds until Busy showed.
+ */
+export async function runCellUntilBusy(page, notebook, status, code) {
+  await notebook.locator('.jp-Cell .cm-content').first().click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.type(code);
+  const started = Date.now();
+  await page.keyboard.press('Control+Enter');
+  await status.filter({ hasText: 'Kernel busy' }).waitFor({ timeout: 10000 });
+  return { started, seconds: (Date.now() - started) / 1000 };
+}

@@ -3,7 +3,7 @@
 //   node ui-tests/e2e.mjs <lab url> <token> <output dir>
 // The server has a.ipynb and b.ipynb and a short timeout. Prints one JSON line per step;
 // tests/test_frontend_e2e.py runs it and checks the server side.
-import { openBrowser, report } from './browser.mjs';
+import { openBrowser, report, runCellUntilBusy } from './browser.mjs';
 
 const [url, token, outDir] = process.argv.slice(2);
 const { browser, page, shot } = await openBrowser(outDir);
@@ -41,14 +41,7 @@ try {
   await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 30000 });
 
   // Busy shows within moments of a cell starting, with no countdown while it runs.
-  const editor = currentNotebook().locator('.jp-Cell .cm-content').first();
-  await editor.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.type('import time; time.sleep(7)');
-  const started = Date.now();
-  await page.keyboard.press('Control+Enter');
-  await status.filter({ hasText: 'Kernel busy' }).waitFor({ timeout: 10000 });
-  const busyAfter = (Date.now() - started) / 1000;
+  const { started, seconds: busyAfter } = await runCellUntilBusy(page, currentNotebook(), status, 'import time; time.sleep(7)');
   report('busy', { text: await status.textContent(), seconds: busyAfter, screenshot: await shot('02-busy.png') });
   // Every text shown while the cell runs (it sleeps 7 s; looked at for 5 s).
   const shown = new Set();

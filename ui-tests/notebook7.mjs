@@ -2,7 +2,7 @@
 // notebook's toolbar (Notebook 7 has no status bar), Busy while a cell runs, and the panel in a
 // sidebar. Usage: node ui-tests/notebook7.mjs <server url> <token> <output dir>
 // Prints one JSON line per step; tests/test_frontend_e2e.py runs it.
-import { openBrowser, report } from './browser.mjs';
+import { openBrowser, report, runCellUntilBusy } from './browser.mjs';
 
 const [url, token, outDir] = process.argv.slice(2);
 const { browser, page, shot } = await openBrowser(outDir);
@@ -13,14 +13,8 @@ try {
   await item.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 60000 });
   report('n7-countdown', { text: await item.textContent(), screenshot: await shot('20-notebook7-countdown.png') });
 
-  const editor = page.locator('.jp-Cell .cm-content').first();
-  await editor.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.type('import time; time.sleep(5)');
-  const started = Date.now();
-  await page.keyboard.press('Control+Enter');
-  await item.filter({ hasText: 'Kernel busy' }).waitFor({ timeout: 10000 });
-  report('n7-busy', { text: await item.textContent(), seconds: (Date.now() - started) / 1000,
+  const { seconds } = await runCellUntilBusy(page, page.locator('.jp-NotebookPanel'), item, 'import time; time.sleep(5)');
+  report('n7-busy', { text: await item.textContent(), seconds,
                       screenshot: await shot('21-notebook7-busy.png') });
 
   // The panel opens from the toolbar item, in a sidebar of the notebook page.
