@@ -10,42 +10,113 @@ request answered in the middle of a cell ends only itself, whatever channel it c
 waiting in `input()` stays busy.
 
 Local kernels only: each is watched on its own IOPub socket, read on the server's event loop (as
-jupyter_server does) with only the header parsed for messages that are not status messages.
-Gateway kernels keep the gateway's `execution_state`.
+jupyter_server does). That socket subscribes only to the topics ipykernel publishes status on
+(``kernel.<ident>.status``, with ``execute_input`` and errors beside it), never to output
+(``stream.*``, ``display_data``, ...): a cell printing thousands of lines puts nothing in its queue, so
+the queue never reaches its high-water mark and never drops the idle that ends the cell. Gateway
+kernels keep the gateway's `execution_state`.
+
+Recovery when an idle is lost anyway (jupyter_server's own socket does lose them in output storms,
+and its `execution_state` then says busy for ever): a kernel taken for busy that has sent nothing we
+receive for `PROBE_AFTER_SECONDS` is sent a shell-channel `kernel_info_request`. The shell channel
+is served one request at a time, so the reply means every request sent before it has ended; what
+was registered as running before the probe went out is cleared. The probe's own status messages
+are not activity: when the reply comes at once, the kernel's last activity stays what it was
+before the probe (see `probed`). jupyter_server's `execution_state` is not touched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from typing import Any
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import zmq
 
 #: The request a kernel was running before we subscribed to it (it said busy and we missed why).
 UNKNOWN_REQUEST = "?"
 #: A kernel that never says idle for requests (lost messages) must not grow without bound.
 MAX_TRACKED_REQUESTS = 256
+#: IOPub topics we read: ipykernel's status (and execute_input, error, debug_event) go out as
+#: "kernel.<ident>.<type>"; "status" for kernels that use the message type as topic. Output topics
+#: ("stream.stdout", ...) are left out. Not the delimiter "<IDS|MSG>" (messages without a topic):
+#: ipykernel's XPUB answers each subscription with a welcome message whose topic is the
+#: subscription, sent to every subscriber, and one topic equal to the delimiter breaks
+#: jupyter_server's own parsing of that message. A kernel we hear nothing from keeps
+#: jupyter_server's state.
+STATUS_TOPICS = (b"kernel.", b"status")
+#: The msg_id of every probe starts with this.
+PROBE_ID_PREFIX = "jupyter_autoshutdown-probe-"
+#: A kernel taken for busy that sent nothing for this long is probed (see the module docstring).
+PROBE_AFTER_SECONDS = 15.0
+#: How often busy kernels are looked at for a probe.
+PROBE_CHECK_SECONDS = 5.0
+#: A probe answered within this long was answered at once: nothing was running.
+PROBE_PROMPT_SECONDS = 2.0
+#: A probe not answered for this long is sent again on a fresh socket (the first may be lost).
+PROBE_RESEND_SECONDS = 600.0
+#: jupyter_server records the probe's status messages a little after the reply: that long is
+#: still the probe's.
+PROBE_ECHO_SECONDS = 1.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Probe:
+    __slots__ = ("activity_before", "msg_id", "sent_at", "sent_monotonic", "stream")
+
+    def __init__(self, stream: Any, msg_id: str, activity_before: Any, sent_at: datetime) -> None:
+        self.stream = stream
+        self.msg_id = msg_id
+        self.activity_before = activity_before
+        self.sent_at = sent_at
+        self.sent_monotonic = time.monotonic()
 
 
 class _Watch:
-    __slots__ = ("pid", "running", "stream")
+    __slots__ = ("kernel", "last_message", "pid", "probe", "running", "stream")
 
-    def __init__(self, stream: Any, pid: Any) -> None:
+    def __init__(self, stream: Any, pid: Any, kernel: Any = None) -> None:
         self.stream = stream
-        #: request msg_id -> its msg_type, for requests said busy and not yet idle.
-        self.running: dict[str, str] = {}
+        #: request msg_id -> (its msg_type, monotonic time its busy came), for requests said busy
+        #: and not yet idle.
+        self.running: dict[str, tuple[str, float]] = {}
         self.pid = pid
+        self.kernel = kernel
+        #: Monotonic time of the last message this socket delivered.
+        self.last_message = time.monotonic()
+        self.probe: _Probe | None = None
 
 
 class RunningRequests:
     """Per local kernel: the requests it is running; `busy` is the set of kernels running any."""
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        clock: Callable[[], datetime] = _utcnow,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.log = log
+        self.clock = clock
+        #: Called when a probe finds a kernel taken for busy idle (its deadlines moved).
+        self.on_change = on_change or (lambda: None)
         #: Kernel ids running at least one request now. Read by observe on every pass.
         self.busy: set[str] = set()
+        #: Kernel id -> (its last activity before a probe answered at once, until when the
+        #: probe's own traffic lasted): activity times up to then are the probe's, not people's.
+        self.probed: dict[str, tuple[Any, datetime]] = {}
         self._watches: dict[str, _Watch | None] = {}
         #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
         #: is taken from jupyter_server's state until then.
         self._unconfirmed: set[str] = set()
+        self._prober: asyncio.Task[None] | None = None
 
     def sync(self, kernels: dict[str, Any]) -> None:
         """Watch new local kernels, forget gone ones. `kernels`: the manager's id -> kernel table."""
@@ -62,7 +133,7 @@ class RunningRequests:
             watch = watches.get(kernel_id)
             kernel = kernels.get(kernel_id)
             if watch is not None and getattr(kernel, "execution_state", None) == "busy":
-                watch.running.setdefault(UNKNOWN_REQUEST, "execute_request")
+                watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
                 self.busy.add(kernel_id)
         # A kernel restarted (its process changed) runs nothing of what its old process ran.
         for kernel_id in list(self.busy):
@@ -78,9 +149,47 @@ class RunningRequests:
         if watch is not None:
             self._clear(kernel_id, watch)
 
+    def start(self) -> None:
+        """Start looking for kernels taken for busy that show no sign of running (probes)."""
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.ensure_future(self._probe_loop())
+
     def close(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            self._prober = None
         for kernel_id in list(self._watches):
             self._unwatch(kernel_id)
+
+    # ---- reading (no side effects) --------------------------------------------------------
+
+    def taken_for_busy(self, kernel_id: str, kernel: Any) -> bool:
+        """Busy by our tracking, or by jupyter_server's state unless a probe showed it stale."""
+        if kernel_id in self.busy:
+            return True
+        return getattr(kernel, "execution_state", None) == "busy" and not self.settled(
+            kernel_id, getattr(kernel, "last_activity", None)
+        )
+
+    def settled(self, kernel_id: str, last_activity: Any) -> bool:
+        """True when a probe answered at once and nothing happened on the kernel since."""
+        probed = self.probed.get(kernel_id)
+        if probed is None or not isinstance(last_activity, datetime):
+            return False
+        try:
+            return last_activity <= probed[1]
+        except TypeError:  # a naive time: not ours to compare
+            return False
+
+    def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any:
+        """`last_activity`, or the time before our probe when the probe is all that happened since."""
+        if self.settled(kernel_id, last_activity):
+            before = self.probed[kernel_id][0]
+            if before is not None:
+                return before
+        return last_activity
+
+    # ---- watching -------------------------------------------------------------------------
 
     def _watch(self, kernel_id: str, kernel: Any) -> _Watch | None:
         connect = getattr(kernel, "connect_iopub", None)
@@ -89,19 +198,21 @@ class RunningRequests:
             return None  # a remote (gateway) kernel, or a test double: its own state is used
         try:
             stream = connect()
+            _subscribe_to_status_only(stream)
         except Exception as error:
             self.log.debug("auto-shutdown: cannot watch kernel %s's IOPub: %r", kernel_id, error)
             return None
-        watch = _Watch(stream, _pid_of(kernel))
+        watch = _Watch(stream, _pid_of(kernel), kernel)
         self._unconfirmed.add(kernel_id)
         if getattr(kernel, "execution_state", None) == "busy":
             # Subscribed mid-request: keep it busy until a cell ends.
-            watch.running[UNKNOWN_REQUEST] = "execute_request"
+            watch.running[UNKNOWN_REQUEST] = ("execute_request", time.monotonic())
             self.busy.add(kernel_id)
         unpack = session.unpack
         feed_identities = session.feed_identities
 
         def on_message(frames: list[bytes]) -> None:
+            watch.last_message = time.monotonic()
             if kernel_id in self._unconfirmed:
                 # The first message delivered: from now on nothing is missed. Whatever started
                 # before (a cell whose busy went out before we were subscribed, on a loaded
@@ -112,7 +223,7 @@ class RunningRequests:
                 self.log.debug("auto-shutdown: kernel %s's IOPub delivers (jupyter_server says %s)",
                                kernel_id, state_now)
                 if state_now == "busy":
-                    watch.running.setdefault(UNKNOWN_REQUEST, "execute_request")
+                    watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
                     self.busy.add(kernel_id)
             try:
                 _, parts = feed_identities(frames, copy=True)
@@ -137,15 +248,17 @@ class RunningRequests:
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("auto-shutdown: kernel %s: %s for %s %s; running before: %s", kernel_id, state,
                            parent.get("msg_type") if isinstance(parent, dict) else None, request,
-                           list(running.values()))
+                           [msg_type for msg_type, _ in running.values()])
         if state == "starting":
             self._clear(kernel_id, watch)  # a new kernel process
             return
         if not request or not isinstance(request, str):
             return
+        if request.startswith(PROBE_ID_PREFIX):
+            return  # our own probe's busy and idle: not the kernel's work
         if state == "busy":
             if len(running) < MAX_TRACKED_REQUESTS:
-                running[request] = str(parent.get("msg_type"))
+                running[request] = (str(parent.get("msg_type")), time.monotonic())
             self.busy.add(kernel_id)
         elif state == "idle":
             running.pop(request, None)
@@ -162,11 +275,115 @@ class RunningRequests:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
         self._unconfirmed.discard(kernel_id)
+        self.probed.pop(kernel_id, None)
         if watch is not None:
+            self._drop_probe(kernel_id, watch)
             try:
                 watch.stream.close()
             except Exception as error:
                 self.log.debug("auto-shutdown: closing kernel %s's IOPub failed: %r", kernel_id, error)
+
+    # ---- probing kernels taken for busy ---------------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_CHECK_SECONDS)
+            try:
+                self.probe_quiet_kernels()
+            except Exception as error:  # probing is a repair: it must never stop
+                self.log.warning("auto-shutdown: probing busy kernels failed: %r", error)
+
+    def probe_quiet_kernels(self, quiet_seconds: float = PROBE_AFTER_SECONDS) -> int:
+        """Probe every kernel taken for busy that has sent nothing for `quiet_seconds`; how many."""
+        now = time.monotonic()
+        probes = 0
+        for kernel_id, watch in list(self._watches.items()):
+            if watch is None or kernel_id in self._unconfirmed:
+                continue
+            kernel = watch.kernel
+            if not self.taken_for_busy(kernel_id, kernel):
+                continue
+            if watch.probe is not None:
+                if now - watch.probe.sent_monotonic < PROBE_RESEND_SECONDS:
+                    continue  # queued behind a running cell: its answer comes when the cell ends
+                self._drop_probe(kernel_id, watch)
+            if now - watch.last_message < quiet_seconds:
+                continue
+            activity = getattr(kernel, "last_activity", None)
+            if isinstance(activity, datetime) and (self.clock() - activity).total_seconds() < quiet_seconds:
+                continue
+            if self._send_probe(kernel_id, watch):
+                probes += 1
+        return probes
+
+    def _send_probe(self, kernel_id: str, watch: _Watch) -> bool:
+        kernel = watch.kernel
+        try:
+            stream = kernel.connect_shell()
+            message = kernel.session.msg("kernel_info_request", {})
+            # A recognisable id: its busy and idle are ours, whenever they arrive.
+            message["header"]["msg_id"] = message["msg_id"] = PROBE_ID_PREFIX + uuid.uuid4().hex
+            kernel.session.send(stream, message)
+        except Exception as error:
+            self.log.debug("auto-shutdown: cannot probe kernel %s: %r", kernel_id, error)
+            return False
+        probe = _Probe(stream, message["header"]["msg_id"], getattr(kernel, "last_activity", None),
+                       self.clock())
+        watch.probe = probe
+        self.log.debug("auto-shutdown: kernel %s taken for busy and quiet: probing it", kernel_id)
+
+        def on_reply(frames: list[bytes]) -> None:
+            try:
+                _, parts = kernel.session.feed_identities(frames, copy=True)
+                parent = kernel.session.unpack(parts[2])
+            except Exception:
+                return
+            if not isinstance(parent, dict) or parent.get("msg_id") != probe.msg_id:
+                return
+            self._probe_answered(kernel_id, watch, probe)
+
+        stream.on_recv(on_reply)
+        return True
+
+    def _probe_answered(self, kernel_id: str, watch: _Watch, probe: _Probe) -> None:
+        """Every request registered before the probe went out has ended."""
+        if watch.probe is not probe:
+            return
+        self._drop_probe(kernel_id, watch)
+        ended = [request for request, (_, since) in watch.running.items() if since <= probe.sent_monotonic]
+        for request in ended:
+            del watch.running[request]
+        if not watch.running:
+            self.busy.discard(kernel_id)
+        answered_at = self.clock()
+        prompt = (answered_at - probe.sent_at).total_seconds() <= PROBE_PROMPT_SECONDS
+        if prompt:
+            # Nothing ran: the probe's status messages (which jupyter_server counts as activity
+            # while it takes the kernel for busy) are not activity.
+            self.probed[kernel_id] = (probe.activity_before,
+                                      answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
+        self.log.info(
+            "auto-shutdown: kernel %s was taken for busy but answered a kernel_info_request %s: "
+            "%d request(s) it was said to run are over", kernel_id,
+            "at once" if prompt else "when its work ended", len(ended),
+        )
+        self.on_change()
+
+    def _drop_probe(self, kernel_id: str, watch: _Watch) -> None:
+        probe, watch.probe = watch.probe, None
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.stream.close()
+
+
+def _subscribe_to_status_only(stream: Any) -> None:
+    """Replace the everything-subscription connect_iopub made by the status topics only."""
+    socket = getattr(stream, "socket", stream)
+    if not hasattr(socket, "setsockopt"):
+        return  # a test double
+    for topic in STATUS_TOPICS:
+        socket.setsockopt(zmq.SUBSCRIBE, topic)
+    socket.setsockopt(zmq.UNSUBSCRIBE, b"")
 
 
 def _pid_of(kernel: Any) -> Any:

@@ -108,6 +108,10 @@ class Executor:
             async with self._semaphore:
                 return await self._guarded(key, job)
         finally:
+            # Forget the finished job: the table holds only what runs (nothing grows with the
+            # server's age).
+            if self._jobs.get(key) is asyncio.current_task():
+                del self._jobs[key]
             self._on_done()
 
     async def _guarded(self, key: Key, job: Callable[[], Awaitable[bool]]) -> bool:
@@ -185,6 +189,11 @@ class Executor:
         self.log.warning("auto-shutdown: %s", message)
         self._record_error(message)
         return False
+
+    @property
+    def jobs(self) -> dict[Key, asyncio.Task[bool]]:
+        """The jobs running now (a copy)."""
+        return dict(self._jobs)
 
     async def wait(self) -> list[bool]:
         """Wait for every running job; their results (for tests and benchmarks)."""

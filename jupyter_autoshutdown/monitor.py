@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
 import time
@@ -35,7 +34,6 @@ from .exemptions import Exemptions
 from .observe import (
     K_ID,
     K_NAME,
-    NOT_RUNNING,
     T_NAME,
     KernelInfo,
     Snapshot,
@@ -63,11 +61,17 @@ from .policy import (
 from .schedule import stops_around
 from .settings import SettingsStore
 from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, SHUTDOWNS, WARNINGS, Events, cause_of
+from .timeouts import within
 from .utilization import UtilizationSampler
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
 KEPT_ERRORS = 50
+#: How long stop() waits for the loop and sampler tasks after cancelling them.
+STOP_TIMEOUT_SECONDS = 5.0
+#: Backoff of gateway listings that fail: the first retry, and the longest wait.
+REMOTE_BACKOFF_FIRST_SECONDS = 5.0
+REMOTE_BACKOFF_MAX_SECONDS = 300.0
 
 
 def utcnow() -> datetime:
@@ -140,8 +144,14 @@ class Monitor:
         #: Kernels on a Kernel or Enterprise Gateway: their records are refreshed before reading.
         self._remote_kernels = is_remote(serverapp.kernel_manager)
         self._remote_refresh_error: str | None = None
+        #: When the gateway last answered a listing; failed listings in a row, and when to ask again.
+        self._remote_refreshed_at: datetime | None = None
+        self._remote_failures = 0
+        self._remote_retry_at: datetime | None = None
         #: Requests each local kernel is running, from its own status messages (execution.py).
-        self.kernel_requests: RunningRequests | None = None if self._remote_kernels else RunningRequests(log)
+        self.kernel_requests: RunningRequests | None = None if self._remote_kernels else RunningRequests(
+            log, clock, on_change=lambda: self.wake()
+        )
         self.exemptions = exemptions
         self.sampler = sampler
         self.events = events
@@ -182,6 +192,8 @@ class Monitor:
             # creation, and __init__ runs before the server's loop starts.
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
+            if self.kernel_requests is not None:
+                self.kernel_requests.start()
         if self.sampler is not None and (self._sampler_task is None or self._sampler_task.done()):
             self._sampler_task = asyncio.create_task(
                 self._sample_loop(), name="jupyter_autoshutdown.utilization"
@@ -194,9 +206,16 @@ class Monitor:
         self._task = self._sampler_task = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # Bounded: stopping the server must never wait for ever on a task that survived its
+            # cancellation (Python 3.11's wait_for race; see timeouts.py).
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
+            for task in pending:
+                self.log.warning("auto-shutdown: %s did not stop within %g s; left behind",
+                                 task.get_name(), STOP_TIMEOUT_SECONDS)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    self.log.warning("auto-shutdown: %s ended with %r", task.get_name(), task.exception())
         await self.executor.stop()
 
     # ---- keep-alive ------------------------------------------------------------------------
@@ -238,10 +257,14 @@ class Monitor:
             self.events.emit("keep_alive", "kernel", target, f"kernel {message}", **fields)
 
     def kept_until(self, now: datetime) -> dict[str, datetime]:
-        """The per-kernel and per-terminal keep-alives still in force (expired ones dropped)."""
+        """The per-kernel and per-terminal keep-alives still in force at `now` (changes nothing)."""
+        return {key: until for key, until in self.kept_targets.items() if until > now}
+
+    def _expire_keep_alives(self, now: datetime) -> None:
+        if self.keep_alive_until is not None and self.keep_alive_until <= now:
+            self.keep_alive_until = None
         for target in [key for key, until in self.kept_targets.items() if until <= now]:
             del self.kept_targets[target]
-        return dict(self.kept_targets)
 
     # ---- utilization -----------------------------------------------------------------------
 
@@ -325,13 +348,19 @@ class Monitor:
 
     # ---- one pass --------------------------------------------------------------------------
 
-    def snapshot(self, now: datetime) -> Snapshot:
+    def snapshot(self, now: datetime, *, record: bool = False) -> Snapshot:
+        """What the managers say now, with the signals in force. Changes nothing, except that
+        with `record` (the check pass only) a resource seen for the first time is remembered."""
+        first_seen_at = self._first_seen
+
         def first_seen(key: str) -> datetime:
             # A resource that reports no activity time starts its idle clock when first seen.
-            return self._first_seen.setdefault(key, now)
+            if record:
+                return first_seen_at.setdefault(key, now)
+            return first_seen_at.get(key, now)
 
         kernels, kernel_errors = read_kernels(
-            self.serverapp.kernel_manager, first_seen, self.running_kernels()
+            self.serverapp.kernel_manager, first_seen, self.kernel_requests
         )
         if self._remote_refresh_error:
             # Stale remote records could make a kernel that is working now look idle.
@@ -340,9 +369,6 @@ class Monitor:
         last_activity, source, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.activity, self.options.server_activity, self.started_at
         )
-        if (self._first_seen or self.executor.failures or self._warned or self._dry_run_until
-                or self.kept_targets):
-            self._forget_gone(kernels, terminals)
         return self._with_signals(Snapshot(
             kernels=tuple(kernels),
             terminals=tuple(terminals),
@@ -356,7 +382,7 @@ class Monitor:
         """Add what moves deadlines besides activity: CPU/GPU use, exemptions, schedule, keep-alive."""
         keep_alive = self.keep_alive_until
         if keep_alive is not None and keep_alive <= now:
-            keep_alive = self.keep_alive_until = None
+            keep_alive = None  # expired; the pass forgets it (_expire_keep_alives)
         stop_last = stop_next = None
         daily_stop = self.options.daily_stop
         if daily_stop is not None:
@@ -372,17 +398,16 @@ class Monitor:
             kept_until=self.kept_until(now) if self.kept_targets else {},
         )
 
-    def running_kernels(self) -> Collection[str]:
-        """Ids of local kernels running a request now (watching any new kernel from now on)."""
+    def _watch_kernels(self) -> None:
+        """Watch the status messages of kernels started since the last pass (execution.py)."""
         if self.kernel_requests is None:
-            return NOT_RUNNING
+            return
         try:
             self.kernel_requests.sync(kernel_table(self.serverapp.kernel_manager)[0])
         except Exception as error:  # watching is an addition: jupyter_server's state still applies
             self._record_error(f"watching kernels' status messages failed: {error!r}")
-        return self.kernel_requests.busy
 
-    def _forget_gone(self, kernels: list[KernelInfo], terminals: list[TerminalInfo]) -> None:
+    def _forget_gone(self, kernels: Collection[KernelInfo], terminals: Collection[TerminalInfo]) -> None:
         live = {kernel[K_ID] for kernel in kernels} | {f"t:{term[T_NAME]}" for term in terminals}
         for stale in self._first_seen.keys() - live:
             del self._first_seen[stale]
@@ -397,7 +422,7 @@ class Monitor:
         self.executor.forget(live_keys)
 
     def _first_seen_at(self, key: str) -> datetime:
-        return self._first_seen.setdefault(key, self.clock())
+        return self._first_seen.get(key) or self.clock()
 
     def own_schedule(self) -> str | None:
         """What the action follows when it keeps its own schedule (see actions), else None."""
@@ -437,18 +462,26 @@ class Monitor:
     async def run_pass(self) -> bool:
         """One check: returns True when it started a shutdown or the app action (see executor)."""
         self._wake.clear()
+        self._watch_kernels()
         if self._remote_kernels:
-            await self._refresh_remote_kernels()
+            await self._refresh_remote_kernels_if_needed()
         if self.exemptions is not None:
             await self.refresh_exemptions()
         now = self.clock()
-        snapshot = self.snapshot(now)
+        self._expire_keep_alives(now)
+        snapshot = self.snapshot(now, record=True)
+        if not snapshot.errors:
+            # Only a complete reading says what is gone: an incomplete one (a gateway that did
+            # not answer, an unreadable manager) keeps keep-alives, first-seen times, warnings
+            # and retries of what it could not see.
+            self._forget_gone(snapshot.kernels, snapshot.terminals)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
             self._empty_since = None
         elif self._empty_since is None:
             self._empty_since = now
         for message in snapshot.errors:
-            self._record_error(message)
+            if message != self._remote_refresh_error:  # recorded once per failed listing
+                self._record_error(message)
         app_state = self.app_state()
         if app_state.own_schedule is not None and not snapshot.errors:
             self._note_resources(snapshot, now)  # may move own_run_at to now
@@ -498,19 +531,48 @@ class Monitor:
                 self.events.emit("warning", verdict.kind, verdict.id, message, reason=verdict.reason,
                                  idle_seconds=verdict.idle_seconds, shutdown_at=verdict.deadline)
 
+    async def _refresh_remote_kernels_if_needed(self) -> None:
+        """List the gateway's kernels when this pass needs fresh remote state: a remote kernel is
+        due or in its warning window on the records held, the app action is due, or the records
+        are older than a check interval. After a failure, ask again only after a backoff."""
+        now = self.clock()
+        if self._remote_retry_at is not None:
+            if now < self._remote_retry_at:
+                return  # still failing: the snapshot stays incomplete until it answers
+        elif self._remote_refreshed_at is not None:
+            settings = self.store.current
+            fresh_for = self.options.max_check_interval_seconds
+            if settings.enabled:
+                fresh_for = min(fresh_for, settings.idle_timeout_seconds)
+            if (now - self._remote_refreshed_at).total_seconds() < fresh_for:
+                plan = decide(self.snapshot(now), settings, now, self.app_state())
+                if not (plan.kernels_to_cull or plan.app.due
+                        or any(verdict.kind == "kernel" for verdict in plan.warnings)):
+                    return
+        await self._refresh_remote_kernels()
+
     async def _refresh_remote_kernels(self) -> None:
         try:
-            await asyncio.wait_for(
+            await within(
                 refresh_remote_kernels(self.serverapp.kernel_manager),
-                timeout=self.options.shutdown_timeout_seconds,
+                self.options.shutdown_timeout_seconds,
             )
         except asyncio.CancelledError:
             raise
         except Exception as error:
             error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
-            self._remote_refresh_error = f"refreshing kernels from the gateway failed: {error_text}"
+            self._remote_failures += 1
+            backoff = min(REMOTE_BACKOFF_MAX_SECONDS,
+                          REMOTE_BACKOFF_FIRST_SECONDS * 2 ** (self._remote_failures - 1))
+            self._remote_retry_at = self.clock() + timedelta(seconds=backoff)
+            self._remote_refresh_error = (
+                f"refreshing kernels from the gateway failed: {error_text}; asking again in {backoff:g} s"
+            )
+            self._record_error(self._remote_refresh_error)
         else:
-            self._remote_refresh_error = None
+            self._remote_refresh_error = self._remote_retry_at = None
+            self._remote_failures = 0
+            self._remote_refreshed_at = self.clock()
 
     async def _execute(self, plan: Plan, now: datetime) -> bool:
         """Hand what is due to the executor; True when a job started (they run on their own)."""
@@ -557,9 +619,8 @@ class Monitor:
 
     async def _shut_down_kernel(self, planned: Verdict) -> bool:
         kernel_manager = self.serverapp.kernel_manager
-        if self._remote_kernels and not await asyncio.wait_for(
-            refresh_remote_kernel(kernel_manager, planned.id),
-            timeout=self.options.shutdown_timeout_seconds,
+        if self._remote_kernels and not await within(
+            refresh_remote_kernel(kernel_manager, planned.id), self.options.shutdown_timeout_seconds
         ):
             return False  # the gateway no longer has it
         #: Set by the shutdown task once the re-check has found the kernel still due.
@@ -568,7 +629,7 @@ class Monitor:
         async def recheck_then_shut_down() -> None:
             # The task's first step: the re-check and the start of jupyter_server's shutdown (which
             # stops watching the kernel at once) run in one step of the event loop, nothing between.
-            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self.running_kernels())
+            fresh = read_kernel(kernel_manager, planned.id, self._first_seen_at, self.kernel_requests)
             if fresh is None:
                 return  # already gone
             now = self.clock()
@@ -635,10 +696,8 @@ class Monitor:
             "auto-shutdown: removing terminal %s: idle for %.0f s (%s)",
             planned.id, verdict.idle_seconds or 0.0, verdict.reason,
         )
-        await asyncio.wait_for(
-            terminal_manager.terminate(planned.id, force=True),
-            timeout=self.options.shutdown_timeout_seconds,
-        )
+        await within(terminal_manager.terminate(planned.id, force=True),
+                     self.options.shutdown_timeout_seconds)
         self._record_shutdown(verdict, f"terminal {planned.id} removed")
         return True
 
@@ -680,9 +739,7 @@ class Monitor:
                 self.store.current.idle_timeout_minutes * 60,
             )
             try:
-                result = await asyncio.wait_for(
-                    self.action.run(context), timeout=self.options.app_action_timeout_seconds
-                )
+                result = await within(self.action.run(context), self.options.app_action_timeout_seconds)
             except ActionDeferred as deferral:
                 if own_schedule is None:
                     raise

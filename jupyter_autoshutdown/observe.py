@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 from .activity import (
     SOURCE_ANY_REQUEST,
@@ -108,8 +108,15 @@ def _no_fallback(_key: str) -> datetime | None:
     return None
 
 
-#: No kernel is known to be running a request beyond what jupyter_server says.
-NOT_RUNNING: frozenset[str] = frozenset()
+class BusyView(Protocol):
+    """What per-request busy tracking knows (execution.RunningRequests): read only here."""
+
+    busy: Collection[str]
+    probed: Mapping[str, Any]
+
+    def settled(self, kernel_id: str, last_activity: Any) -> bool: ...
+
+    def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any: ...
 
 
 def _kernel_record(
@@ -117,9 +124,21 @@ def _kernel_record(
     kernel: Any,
     connections: dict,
     missing: MissingActivity = _no_fallback,
-    running: Collection[str] = NOT_RUNNING,
+    tracking: BusyView | None = None,
 ) -> KernelInfo:
     last_activity = getattr(kernel, "last_activity", None)
+    state = getattr(kernel, "execution_state", None) or "unknown"
+    if tracking is not None:
+        if kernel_id in tracking.busy:
+            # A kernel running a request is busy whatever the last status jupyter_server copied
+            # (execution.py).
+            state = "busy"
+        elif tracking.probed and kernel_id in tracking.probed:
+            # A probe answered at once: jupyter_server's busy is a lost idle, and the probe's own
+            # traffic is not activity.
+            if state == "busy" and tracking.settled(kernel_id, last_activity):
+                state = "idle"
+            last_activity = tracking.activity_before_probe(kernel_id, last_activity)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(kernel_id)
     if last_activity is not None and last_activity > LATEST_PLAUSIBLE:
@@ -129,9 +148,7 @@ def _kernel_record(
     return (
         kernel_id,
         getattr(kernel, "kernel_name", None) or "",
-        # A kernel running a request is busy whatever the last status jupyter_server copied
-        # (execution.py); the other way round, its busy is kept.
-        "busy" if kernel_id in running else getattr(kernel, "execution_state", None) or "unknown",
+        state,
         last_activity,
         connection_count if connection_count.__class__ is int else 0,
     )
@@ -149,7 +166,7 @@ def read_kernel(
     kernel_manager: Any,
     kernel_id: str,
     missing: MissingActivity = _no_fallback,
-    running: Collection[str] = NOT_RUNNING,
+    tracking: BusyView | None = None,
 ) -> KernelInfo | None:
     """One kernel's record, or None when it no longer exists."""
     kernels, connections = kernel_table(kernel_manager)
@@ -159,13 +176,13 @@ def read_kernel(
             kernel = kernel_manager.get_kernel(kernel_id)
         except KeyError:
             return None
-    return _kernel_record(kernel_id, kernel, connections, missing, running)
+    return _kernel_record(kernel_id, kernel, connections, missing, tracking)
 
 
 def read_kernels(
-    kernel_manager: Any, missing: MissingActivity = _no_fallback, running: Collection[str] = NOT_RUNNING
+    kernel_manager: Any, missing: MissingActivity = _no_fallback, tracking: BusyView | None = None
 ) -> tuple[list[KernelInfo], list[str]]:
-    """Every kernel's record; `running`: ids of kernels known to be running a request (busy)."""
+    """Every kernel's record; `tracking`: what per-request busy tracking knows (execution.py)."""
     kernels: list[KernelInfo] = []
     errors: list[str] = []
     try:
@@ -179,7 +196,7 @@ def read_kernels(
             kernel = table.get(kernel_id)
             if kernel is None:
                 kernel = kernel_manager.get_kernel(kernel_id)
-            append(_kernel_record(kernel_id, kernel, connections, missing, running))
+            append(_kernel_record(kernel_id, kernel, connections, missing, tracking))
         except KeyError:
             continue  # shut down while we were reading
         except Exception as error:

@@ -14,6 +14,8 @@ import shlex
 import signal
 from typing import TYPE_CHECKING
 
+from ..timeouts import within
+
 if TYPE_CHECKING:
     from . import ActionContext, ActionSettings
 
@@ -63,7 +65,7 @@ class RunCommand:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(process.wait(), 5)
+                await within(process.wait(), 5)
             raise
         tail = _tail(output)
         context.log.info(

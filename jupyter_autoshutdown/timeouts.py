@@ -1,0 +1,35 @@
+"""Time limits that a cancellation always wins against.
+
+Python 3.9-3.11's ``asyncio.wait_for`` swallows a cancellation that arrives in the loop step in
+which its inner call finishes (fixed in 3.12): the task that was cancelled keeps running, and
+whoever awaits it (the server stopping) waits for ever. ``asyncio.wait`` has no such race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """`await work` for at most `seconds`; on time out cancel it and raise asyncio.TimeoutError."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task not in done:
+        # Not awaited: a call that ignores its cancellation must not hold us past the limit.
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
