@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,12 +55,15 @@ class Sizes:
     #: The app action under an open tab's polling: timeout; whether to run jupyter_server's own.
     open_tab_timeout_seconds: float
     open_tab_builtin: bool
+    #: Output storms: cells, and lines printed (flushed) by each.
+    storms: int = 10
+    storm_lines: int = 20_000
 
 
 SIZES = {
     "full": Sizes(16, 0.35, 5, True, 32, 10_000, 1_000, 60, 120.0, 10.0, True),
-    "quick": Sizes(8, 0.35, 5, False, 32, 10_000, 1_000, 40, 20.0, 10.0, True),
-    "tiny": Sizes(2, 0.2, 2, False, 3, 200, 20, 5, 1.0, 3.0, False),
+    "quick": Sizes(8, 0.35, 5, False, 32, 10_000, 1_000, 40, 20.0, 10.0, True, 5),
+    "tiny": Sizes(2, 0.2, 2, False, 3, 200, 20, 5, 1.0, 3.0, False, 2, 2_000),
 }
 
 
@@ -529,6 +533,97 @@ async def run_async(sizes: Sizes, progress: Any) -> dict[str, Any]:
     return results
 
 
+# ---- 6. output storms: a lost idle, and the server's CPU ----------------------------------------
+
+#: IOPub rate limits that never trigger (0 did not turn them off): the whole storm reaches clients.
+STORM_SERVER_CONFIG = {"ServerApp": {"iopub_msg_rate_limit": 1e9, "iopub_data_rate_limit": 1e12}}
+#: How long a finished kernel may stay "busy" before the benchmark stops waiting (and says so).
+STORM_BUSY_LIMIT_SECONDS = 120.0
+
+
+async def _storms(port: int, sizes: Sizes, with_extension: bool, pid: int) -> tuple[float, list[float]]:
+    """Run the storms on one server; (its CPU seconds during them, busy-after-end seconds each)."""
+    import requests
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": "token bench"}
+    kernel_id = requests.post(f"{base}/api/kernels", json={"name": "python3"}, headers=headers,
+                              timeout=30).json()["id"]
+    ws = await websocket_connect(HTTPRequest(
+        f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels", headers=headers))
+
+    async def run(code: str) -> None:
+        msg_id = uuid.uuid4().hex
+        await ws.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": "bench",
+                       "username": "bench", "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))
+        while True:  # until the shell reply, which is never dropped (IOPub's idle can be)
+            raw = await ws.read_message()
+            if raw is None:
+                raise RuntimeError("kernel websocket closed")
+            if '"execute_reply"' in raw and msg_id in raw:
+                return
+
+    def busy_now() -> bool:
+        if with_extension:
+            status = requests.get(f"{base}/autoshutdown/api/status", headers=headers, timeout=10).json()
+            return any(row["id"] == kernel_id and row["execution_state"] == "busy"
+                       for row in status["kernels"])
+        model = requests.get(f"{base}/api/kernels/{kernel_id}", headers=headers, timeout=10).json()
+        return model["execution_state"] == "busy"
+
+    try:
+        await run("pass")
+        busy_after: list[float] = []
+        cpu_storms = 0.0
+        for _ in range(sizes.storms):
+            started_cpu = cpu_seconds(pid)
+            await run(f"for i in range({sizes.storm_lines}): print(i, flush=True)")
+            cpu_storms += cpu_seconds(pid) - started_cpu
+            ended = time.monotonic()
+            while busy_now() and time.monotonic() - ended < STORM_BUSY_LIMIT_SECONDS:
+                await asyncio.sleep(0.25)
+            busy_after.append(time.monotonic() - ended)
+        return cpu_storms, busy_after
+    finally:
+        ws.close()
+        requests.delete(f"{base}/api/kernels/{kernel_id}", headers=headers, timeout=30)
+
+
+def iopub_storm(sizes: Sizes) -> dict[str, Any]:
+    """A cell printing `storm_lines` lines, `storms` times, on a server with and one without the
+    extension: how long a finished kernel stays busy (ours: in `status`; without: jupyter_server's
+    own state), and each server's CPU during the storms (the cells only, not the waits)."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, with_extension in (("with", True), ("without", False)):
+            config = {**STORM_SERVER_CONFIG, "AutoShutdown": {"idle_timeout": 600}}
+            process, port = start_server(Path(tmp) / name, with_extension, config)
+            try:
+                cpu, busy_after = asyncio.run(_storms(port, sizes, with_extension, process.pid))
+            finally:
+                process.terminate()
+                process.wait(30)
+            results[f"iopub_storm_cpu_seconds_{name}"] = cpu
+            results[f"iopub_storm_busy_after_end_max_seconds_{name}"] = max(busy_after)
+            results[f"iopub_storm_lost_idles_{name}"] = sum(1 for seconds in busy_after if seconds > 2)
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    results["iopub_storms"] = sizes.storms
+    results["iopub_storm_lines"] = sizes.storm_lines
+    # How long a lost idle keeps a finished kernel "busy" in our status (the limit: never ended).
+    results["iopub_storm_lost_idle_seconds"] = results["iopub_storm_busy_after_end_max_seconds_with"]
+    results["iopub_storm_server_cpu_ratio"] = (
+        max(results["iopub_storm_cpu_seconds_with"], tick)
+        / max(results["iopub_storm_cpu_seconds_without"], tick))
+    return results
+
+
 def table(results: dict[str, Any]) -> str:
     rows = [
         ("lateness p50 / p95 / max (s)", "lateness_p50_seconds", "lateness_p95_seconds",
@@ -586,6 +681,18 @@ def table(results: dict[str, Any]) -> str:
     lines.append(
         f"{'app action under an open tab: s after deadline':<{width}} "
         f"{'never' if lateness is None else format(lateness, '.3f'):>14} {theirs}")
+    lines.append(
+        f"{'output storms: server CPU (s) with / without':<{width}} "
+        f"{results['iopub_storm_cpu_seconds_with']:>14.3f} "
+        f"{results['iopub_storm_cpu_seconds_without']:>14.3f} "
+        f"{results['iopub_storm_server_cpu_ratio']:>7.2f}x")
+    lines.append(
+        f"{'output storms: busy after the cell ended, max (s)':<{width}} "
+        f"{results['iopub_storm_busy_after_end_max_seconds_with']:>14.1f} "
+        f"{results['iopub_storm_busy_after_end_max_seconds_without']:>14.1f}   "
+        f"(lost idles: {results['iopub_storm_lost_idles_with']} / {results['iopub_storm_lost_idles_without']}"
+        f" of {results['iopub_storms']} storms of {results['iopub_storm_lines']} lines; built-in: "
+        f"jupyter_server's own state, which no one corrects; limit {STORM_BUSY_LIMIT_SECONDS:g} s)")
     return "\n".join(lines)
 
 
@@ -617,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     builtin_too = " and jupyter_server's shutdown_no_activity_timeout (up to 100 s)"
     progress("app action while a tab polls: ours" + (builtin_too if sizes.open_tab_builtin else ""))
     results.update(open_tab_app_action(sizes))
+    progress(f"output storms: {sizes.storms} cells of {sizes.storm_lines} lines, with and without")
+    results.update(iopub_storm(sizes))
     results["total_seconds"] = time.monotonic() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -293,8 +293,11 @@ class RunningRequests:
             except Exception as error:  # probing is a repair: it must never stop
                 self.log.warning("auto-shutdown: probing busy kernels failed: %r", error)
 
-    def probe_quiet_kernels(self, quiet_seconds: float = PROBE_AFTER_SECONDS) -> int:
-        """Probe every kernel taken for busy that has sent nothing for `quiet_seconds`; how many."""
+    def probe_quiet_kernels(self, quiet_seconds: float | None = None) -> int:
+        """Probe every kernel taken for busy that has sent nothing for `quiet_seconds` (default
+        PROBE_AFTER_SECONDS); how many were probed."""
+        if quiet_seconds is None:
+            quiet_seconds = PROBE_AFTER_SECONDS
         now = time.monotonic()
         probes = 0
         for kernel_id, watch in list(self._watches.items()):

@@ -151,6 +151,22 @@ class KernelSession:
 
         await asyncio.wait_for(read(), timeout)
 
+    async def wait_reply(self, msg_id: str, timeout: float = 60.0) -> dict:
+        """Read messages until the shell reply to `msg_id` (never dropped, unlike IOPub's idle)."""
+
+        async def read() -> dict:
+            while True:
+                raw = await self.ws.read_message()
+                if raw is None:
+                    raise AssertionError("kernel websocket closed")
+                if '_reply"' not in raw:
+                    continue  # output: a cheap test first
+                msg = json.loads(raw)
+                if msg.get("channel") == "shell" and msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    return msg
+
+        return await asyncio.wait_for(read(), timeout)
+
     async def execute(self, code: str, timeout: float = 30.0) -> None:
         await self.wait_idle(await self.send_execute(code), timeout)
 

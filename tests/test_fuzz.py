@@ -5,6 +5,7 @@ OpenAPI description shipped in the package."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from importlib.resources import files
 
 import pytest
@@ -66,10 +67,47 @@ def send(server: ServerProcess, method: str, path: str, body: bytes) -> requests
     return response
 
 
-def check_rejection_or_acceptance(server, response, before) -> None:
+SETTINGS_FIELDS = ("idle_timeout_minutes", "keep_terminals", "cull_busy", "cull_connected")
+
+
+def expected_settings(path: str, body: bytes, before: dict) -> dict:
+    """What an accepted `body` to `path` must have made of the settings, as the API describes."""
+    fields = json.loads(body) if body or path != "/autoshutdown/api/activity" else {}
+    assert isinstance(fields, dict), f"a {type(fields).__name__} body was accepted"
+    expected = {name: before[name] for name in SETTINGS_FIELDS}
+    if path == "/autoshutdown/api/settings":
+        assert set(fields) <= set(SETTINGS_FIELDS), f"unknown fields accepted: {fields}"
+        for name, value in fields.items():
+            expected[name] = float(value) if name == "idle_timeout_minutes" else value
+    elif path.startswith("/sagemaker-studio-autoshutdown/"):
+        expected["idle_timeout_minutes"] = float(fields["idle_time"])
+        if "keep_terminals" in fields:
+            expected["keep_terminals"] = fields["keep_terminals"]
+    return expected
+
+
+def check_keep_alive(server, body: bytes) -> None:
+    """An accepted global keep-alive holds until now + minutes (0 cancels it)."""
+    minutes = float(json.loads(body)["minutes"])
+    until = server.request("GET", "autoshutdown/api/keepalive").json()["keep_alive_until"]
+    if minutes == 0:
+        assert until is None
+        return
+    expected = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+    assert abs((datetime.fromisoformat(until) - expected).total_seconds()) < 30, (until, minutes)
+    server.request("DELETE", "autoshutdown/api/keepalive")
+
+
+def check_rejection_or_acceptance(server, response, before, path: str = "", body: bytes = b"") -> None:
     assert response.status_code < 500, response.text
     if response.status_code == 200:
         TALLY["accepted"] += 1
+        if path:
+            after = current_settings(server)
+            expected = expected_settings(path, body, before)
+            assert {name: after[name] for name in SETTINGS_FIELDS} == expected, (path, body, after)
+            if path == "/autoshutdown/api/keepalive":
+                check_keep_alive(server, body)
         return
     TALLY["rejections"] += 1
     assert response.status_code == 400, (response.status_code, response.text)
@@ -108,7 +146,7 @@ def test_generated_bodies_never_cause_a_server_error(server, path, method):
     def run(body: bytes) -> None:
         before = current_settings(server)
         response = send(server, method.upper(), path.lstrip("/"), body)
-        check_rejection_or_acceptance(server, response, before)
+        check_rejection_or_acceptance(server, response, before, path, body)
 
     run()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 
 import pytest
@@ -23,10 +25,10 @@ def gateway_and_server(home, server_args):
     gateway = KernelGatewayProcess(home)
     server = None
     try:
-        server = ServerProcess(
-            home, *gateway.server_args(), f"--AutoShutdown.idle_timeout={TIMEOUT_SECONDS / 60}",
-            *server_args,
-        )
+        default_timeout = [] if any("idle_timeout" in arg for arg in server_args) else [
+            f"--AutoShutdown.idle_timeout={TIMEOUT_SECONDS / 60}"
+        ]
+        server = ServerProcess(home, *gateway.server_args(), *default_timeout, *server_args)
         yield gateway, server
     finally:
         if server is not None:
@@ -90,3 +92,80 @@ async def test_gateway_that_stops_answering_culls_nothing_and_never_looks_empty(
     # An unreadable gateway is not "no kernels left": the server is not stopped.
     assert status()["app"]["reason"] == INCOMPLETE
     assert server.process.poll() is None
+
+
+@contextlib.contextmanager
+def paused(process):
+    """The gateway stops answering (SIGSTOP) and answers again on leaving, whatever happens."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+OUTAGE_TIMEOUT_SECONDS = 20.0
+
+
+@pytest.mark.parametrize("server_args", [[
+    f"--AutoShutdown.idle_timeout={OUTAGE_TIMEOUT_SECONDS / 60}", "--AutoShutdown.shutdown_timeout=3",
+]])
+async def test_a_kept_alive_remote_kernel_survives_a_gateway_outage_and_the_idle_one_goes(
+    gateway_and_server,
+):
+    gateway, server = gateway_and_server
+    kept_id = server.request("POST", "api/kernels", json={"name": "python3"}).json()["id"]
+    idle_id = server.request("POST", "api/kernels", json={"name": "python3"}).json()["id"]
+    for kernel_id in (kept_id, idle_id):
+        session = await KernelSession.connect_url(server.url, TOKEN, kernel_id)
+        try:
+            await session.execute("x = 1")
+        finally:
+            session.close()
+    reply = server.request("POST", "autoshutdown/api/keepalive", json={"minutes": 60, "kernel_id": kept_id})
+    assert reply.status_code == 200, reply.text
+
+    def status():
+        return server.request("GET", "autoshutdown/api/status").json()
+
+    await wait_for(lambda: {row["id"] for row in status()["kernels"]} == {kept_id, idle_id},
+                   timeout=20, what="both kernels in status")
+    with paused(gateway.process):
+        # Longer than shutdown_timeout: listings time out; status GETs meanwhile change nothing.
+        # The gateway is asked when a deadline comes or the records are a timeout old.
+        await wait_for(lambda: any("gateway" in e["message"] for e in status()["errors"]),
+                       timeout=3 * OUTAGE_TIMEOUT_SECONDS, what="the outage in status")
+        outage_ends = time.monotonic() + 15
+        await wait_for(lambda: status() and time.monotonic() > outage_ends, timeout=30)
+        assert not status()["kernels"], "an unreadable gateway lists nothing it cannot vouch for"
+    # Once it answers again: the idle kernel goes, the kept one stays, its keep-alive intact.
+    await wait_for(lambda: idle_id not in kernel_ids(gateway), timeout=60, what="the idle kernel's cull")
+    passes = status()["count"]
+    await wait_for(lambda: status()["count"] >= passes + 1, timeout=3 * OUTAGE_TIMEOUT_SECONDS,
+                   what="another pass")
+    assert kept_id in kernel_ids(gateway), "the kernel kept alive for an hour was culled"
+    row = next(row for row in status()["kernels"] if row["id"] == kept_id)
+    assert row["keep_alive_until"] is not None and "kept alive" in row["reason"], row
+    assert f"shutting down kernel {kept_id}" not in server.output()
+
+
+@pytest.mark.parametrize("server_args", [["--AutoShutdown.shutdown_timeout=1"]])
+async def test_a_gateway_down_for_a_minute_is_asked_a_bounded_number_of_times(gateway_and_server):
+    gateway, server = gateway_and_server
+    server.request("POST", "api/kernels", json={"name": "python3"})
+
+    def failed_listings():
+        errors = server.request("GET", "autoshutdown/api/status").json()["errors"]
+        return sum("refreshing kernels from the gateway failed" in e["message"] for e in errors)
+
+    gateway.stop()
+    await wait_for(failed_listings, timeout=20, what="the first failed listing")
+    passes_before = server.request("GET", "autoshutdown/api/status").json()["count"]
+    down_until = time.monotonic() + 60
+    await wait_for(lambda: time.monotonic() > down_until, timeout=70, interval=1)
+    status = server.request("GET", "autoshutdown/api/status").json()
+    # Passes ran every timeout (3 s) meanwhile; listings backed off (5, 10, 20, 40 s).
+    assert status["count"] >= passes_before + 10, status["count"]
+    listings = failed_listings()
+    print(f"gateway down 60 s: {status['count'] - passes_before} passes, {listings} failed listings")
+    assert listings <= 6, [e["message"] for e in status["errors"]]
