@@ -33,7 +33,8 @@ from typing import Any
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
 from jupyter_autoshutdown.actions import NoAction
-from jupyter_autoshutdown.monitor import Monitor, MonitorOptions
+from jupyter_autoshutdown.monitor import Monitor
+from jupyter_autoshutdown.service import build_monitor
 from jupyter_autoshutdown.settings import Settings, SettingsStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -88,8 +89,8 @@ def our_monitor(kernel_manager: Any, timeout_seconds: float, terminal_manager: A
     store = SettingsStore(
         Settings(idle_timeout_minutes=timeout_seconds / 60, starting_timeout_minutes=0), None, LOG
     )
-    return Monitor(serverapp=serverapp, store=store, action=NoAction(), options=MonitorOptions(),
-                   log=LOG, terminal_manager=lambda: terminal_manager)
+    return build_monitor(serverapp=serverapp, store=store, action=NoAction(), log=LOG,
+                         terminal_manager=lambda: terminal_manager)
 
 
 async def start_kernels(kernel_manager: Any, count: int, stagger: float = 0.0) -> list[str]:

@@ -21,9 +21,11 @@ from .actions import (
 )
 from .activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
 from .exemptions import Exemptions
-from .handlers import route_table
-from .monitor import DailyStop, Monitor, MonitorOptions
+from .handlers import default_handlers
+from .monitor import MonitorOptions
+from .observer import DailyStop
 from .schedule import parse_stop_time, parse_zone
+from .service import Service, build_monitor
 from .settings import (
     IDLE_TYPES,
     Limits,
@@ -393,40 +395,39 @@ class AutoShutdown(ExtensionApp):
         self.store = SettingsStore(
             self.configured_settings(), StateFile(state_path, self.log), self.log, limits
         )
-        self.monitor = Monitor(
-            serverapp=self.serverapp,
-            store=self.store,
-            action=self._load_app_action(),
-            options=MonitorOptions(
-                max_check_interval_seconds=self.max_check_interval,
-                max_concurrent_shutdowns=self.max_concurrent_shutdowns,
-                shutdown_timeout_seconds=self.shutdown_timeout,
-                app_action_timeout_seconds=self.app_action_timeout,
-                dry_run=self.dry_run,
-                daily_stop=self._daily_stop(),
-                utilization_interval_seconds=self.utilization_interval,
-                server_activity=self.server_activity,
-            ),
-            log=self.log,
-            terminal_manager=self._terminal_manager,
-            exemptions=Exemptions(
-                self.exempt_kernel_names, self.exempt_paths,
-                honour_opt_outs=limits.allow_user_exemptions,
-            ),
-            sampler=self._sampler(),
-            events=Events(self.serverapp, self.log),
-            activity=self.activity,
-        )
+        self.service = self._build_service(limits)
+        self.monitor = self.service.monitor
         self.store.on_change(lambda _settings: self.monitor.wake())
         # An answered write may release an app action that waited for it.
         self.activity.on_change(self.monitor.wake)
 
+    def _build_service(self, limits: Limits) -> Service:
+        monitor = build_monitor(
+            serverapp=self.serverapp, store=self.store, action=self._load_app_action(), log=self.log,
+            terminal_manager=self._terminal_manager, activity=self.activity,
+            server_activity=self.server_activity,
+            exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths,
+                                  honour_opt_outs=limits.allow_user_exemptions),
+            sampler=self._sampler(), daily_stop=self._daily_stop(), events=Events(self.serverapp, self.log),
+            max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
+            app_action_timeout_seconds=self.app_action_timeout,
+            max_concurrent_shutdowns=self.max_concurrent_shutdowns,
+            utilization_interval_seconds=self.utilization_interval,
+            options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
+        )
+        return Service(
+            store=self.store, monitor=monitor, activity=self.activity, keep_alives=monitor.keep_alives,
+            daily_stop_time=self.daily_stop_time or None,
+            daily_stop_timezone=self.daily_stop_timezone or None,
+            server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
+        )
+
     def initialize_handlers(self) -> None:
-        self.handlers.extend(route_table())
+        self.handlers.extend(default_handlers)
 
     async def _on_kernel_action(self, *, logger: Any, schema_id: str, data: Any) -> None:
         # Called by jupyter_events with these keywords; it must never raise into a kernel action.
-        running = self.monitor.kernel_requests
+        running = self.monitor.observer.kernel_requests
         if running is not None and isinstance(data, dict) and data.get("action") == "restart":
             running.restarted(str(data.get("kernel_id")))
         self.monitor.wake()
@@ -443,7 +444,7 @@ class AutoShutdown(ExtensionApp):
             event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
         self.monitor.start()
         settings = self.store.current
-        daily_stop = self.monitor.options.daily_stop
+        daily_stop = self.monitor.observer.daily_stop
         self.log.info(
             "auto-shutdown: active: idle_timeout %g min%s, keep_terminals %s, cull_busy %s, "
             "cull_connected %s, idle_type %s, server_activity %s, app action '%s'%s, state file %s%s%s",
@@ -454,8 +455,8 @@ class AutoShutdown(ExtensionApp):
             settings.cull_connected,
             settings.idle_type,
             self.server_activity,
-            self.monitor.action.name,
-            f" ({own})" if (own := self.monitor.own_schedule()) else "",
+            self.monitor.app.name,
+            f" ({own})" if (own := self.monitor.app.own_schedule()) else "",
             self.store.state_file.path if self.store.state_file else None,
             f", daily stop {daily_stop.label}" if daily_stop else "",
             ", DRY RUN: nothing will be shut down" if self.dry_run else "",

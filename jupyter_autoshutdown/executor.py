@@ -2,9 +2,10 @@
 
 Each target (a kernel, a terminal, the app) has at most one job at a time. Kernel and terminal
 jobs share a bounded concurrency; the app action has its own slot. A job that fails is retried
-later with exponential backoff (or at the time an action names when it defers); the failure is
-logged, kept for `status`, counted and emitted as an event. When a job ends, the monitor is woken:
-a kernel gone may make terminals or the app action due.
+later with exponential backoff; the failure is logged, kept for `status`, counted and emitted as
+an event (an app action that defers is not a failure: app_runner.py keeps its time). When a job
+ends, the monitor is woken: a kernel gone may make terminals or the app action due. A finished
+job is forgotten at once.
 
 A shutdown that takes longer than its limit is not cancelled midway: cancelling jupyter_client's
 shutdown leaves the kernel manager with a half-finished shutdown that every later call trips over
@@ -21,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from .actions import ActionDeferred
-from .telemetry import FAILURES, Events
+from .telemetry import FAILURES, ErrorLog, Events
 
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -46,16 +46,16 @@ class Executor:
         clock: Callable[[], datetime],
         log: logging.Logger,
         on_done: Callable[[], None],
-        record_error: Callable[[str], None],
-        action_name: Callable[[], str],
+        errors: ErrorLog,
+        action_name: str,
         events: Events | None = None,
     ) -> None:
         self.max_concurrent = max(1, max_concurrent)
         self.clock = clock
         self.log = log
         self._on_done = on_done
-        self._record_error = record_error
-        self._action_name = action_name
+        self.errors = errors
+        self.action_name = action_name
         self.events = events
         self.failures: dict[Key, Failure] = {}
         self._jobs: dict[Key, asyncio.Task[bool]] = {}
@@ -96,7 +96,7 @@ class Executor:
             self._semaphore = asyncio.Semaphore(self.max_concurrent)
         kind, ident = key
         self._jobs[key] = asyncio.create_task(
-            self._run(key, job), name=f"jupyter_autoshutdown.{kind}.{ident or self._action_name()}"
+            self._run(key, job), name=f"jupyter_autoshutdown.{kind}.{ident or self.action_name}"
         )
         return True
 
@@ -120,27 +120,19 @@ class Executor:
             done = await job()
         except asyncio.CancelledError:
             raise
-        except ActionDeferred as deferral:
-            # Not a failure: the action has nothing to do yet and names when to look again.
-            failure = self.failures.get(key)
-            retry_at = self.clock() + timedelta(seconds=deferral.retry_after_seconds)
-            self.failures[key] = Failure(failure.attempts if failure else 0, retry_at)
-            self.log.info("auto-shutdown: app action '%s' deferred until %s: %s",
-                          self._action_name(), retry_at.isoformat(), deferral)
-            return False
         except Exception as error:
             failure = self.failures.get(key)
             attempts = failure.attempts + 1 if failure else 1
             backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (attempts - 1))
             self.failures[key] = Failure(attempts, self.clock() + timedelta(seconds=backoff))
             error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
-            target = f"{kind} {ident}" if ident else f"app action '{self._action_name()}'"
+            target = f"{kind} {ident}" if ident else f"app action '{self.action_name}'"
             message = f"{target} failed ({error_text}); retrying in {backoff:g} s"
             self.log.warning("auto-shutdown: %s", message)
-            self._record_error(message)
+            self.errors.record(message)
             FAILURES.labels(kind).inc()
             if self.events is not None:
-                self.events.emit("failure", kind, ident or self._action_name(), message,
+                self.events.emit("failure", kind, ident or self.action_name, message,
                                  retry_at=self.failures[key].retry_at)
             return False
         self.failures.pop(key, None)
@@ -187,7 +179,7 @@ class Executor:
         task.result()
         message = f"{what} did not finish within {seconds:g} s (shutdown_timeout); its process was killed"
         self.log.warning("auto-shutdown: %s", message)
-        self._record_error(message)
+        self.errors.record(message)
         return False
 
     @property

@@ -471,3 +471,11 @@ def explain(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState
     if app_decision.deadline is not None and app_decision.deadline > now:
         future.append(app_decision.deadline)
     return Explanation(kernels, terminals, app_decision, min(future, default=None))
+
+
+def dry_run_due(reported_until: datetime | None, settings: Settings, now: datetime) -> datetime | None:
+    """A dry run reports a due target once per timeout: when it may report it again if it reports
+    it now, or None while the last report's time has not passed."""
+    if reported_until is not None and now < reported_until:
+        return None
+    return now + timedelta(seconds=max(1.0, settings.idle_timeout_seconds))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prometheus_client import Counter, Gauge
 
@@ -74,3 +76,24 @@ class Events:
             self.event_logger.emit(schema_id=EVENT_SCHEMA_ID, data=data)
         except Exception as error:
             self.log.warning("auto-shutdown: emitting a %s event failed: %s", event, error)
+
+
+#: Errors kept for `status`.
+KEPT_ERRORS = 50
+
+
+class ErrorLog:
+    """The last failures, each with its time, for `status` (the observer, jobs and loop add)."""
+
+    def __init__(self, clock: Callable[[], datetime], kept: int = KEPT_ERRORS) -> None:
+        self.clock = clock
+        self.entries: collections.deque[dict[str, str]] = collections.deque(maxlen=kept)
+
+    def record(self, message: str) -> None:
+        self.entries.append({"time": self.clock().isoformat(), "message": message})
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        return iter(list(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)

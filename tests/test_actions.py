@@ -41,10 +41,10 @@ def autoshutdown_config(request, marker, tmp_path):
 @pytest.mark.parametrize("autoshutdown_config", ["writes marker"], indirect=True)
 async def test_command_runs_once_when_idle_and_reports_its_exit_status(jp_serverapp, jp_fetch, marker):
     extension = await start_extension(jp_serverapp)
-    assert extension.monitor.action.name == "command"
+    assert extension.monitor.app.name == "command"
     await wait_for(marker.exists, timeout=15, what="the command's marker file")
     assert int(marker.read_text()) >= 2, "it ran after the 2 s timeout, and was told the idle time"
-    await wait_for(lambda: extension.monitor.last_action_result, timeout=5)
+    await wait_for(lambda: extension.monitor.app.last_result, timeout=5)
     app = (await api(jp_fetch, *STATUS))["app"]
     assert app["action"] == "command"
     assert "exited with status 0" in app["last_result"]
@@ -61,7 +61,7 @@ async def test_command_runs_once_when_idle_and_reports_its_exit_status(jp_server
 @pytest.mark.parametrize("autoshutdown_config", ["fails"], indirect=True)
 async def test_failing_command_reports_status_and_output_and_is_retried(jp_serverapp, jp_fetch):
     extension = await start_extension(jp_serverapp)
-    await wait_for(lambda: extension.monitor.last_action_error, timeout=15, what="the failure")
+    await wait_for(lambda: extension.monitor.app.last_error, timeout=15, what="the failure")
     app = (await api(jp_fetch, *STATUS))["app"]
     assert "exited with status 3" in app["last_error"]
     assert "no permission to stop this VM" in app["last_error"]
@@ -76,7 +76,7 @@ async def test_hanging_command_is_killed_at_the_action_timeout(jp_serverapp, jp_
     pidfile = tmp_path / "pid"
     await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=15)
     pid = int(pidfile.read_text())
-    await wait_for(lambda: extension.monitor.last_action_error == "timed out", timeout=10)
+    await wait_for(lambda: extension.monitor.app.last_error == "timed out", timeout=10)
 
     def gone() -> bool:
         try:

@@ -133,7 +133,7 @@ async def test_the_kernel_is_culled_once_the_cell_ends(jp_serverapp, jp_fetch, j
 async def test_a_kernel_restarted_during_a_cell_is_idle_afterwards(jp_serverapp, jp_fetch, jp_ws_fetch):
     async with running_cell(jp_serverapp, jp_fetch, jp_ws_fetch) as (kernel_id, _session, _cell):
         extension = jp_serverapp.extension_manager.extension_points["jupyter_autoshutdown"].app
-        await wait_for(lambda: kernel_id in extension.monitor.kernel_requests.busy, what="busy seen")
+        await wait_for(lambda: kernel_id in extension.monitor.observer.kernel_requests.busy, what="busy seen")
         await api(jp_fetch, "api", "kernels", kernel_id, "restart", method="POST", body={})
         # The old process's cell is gone with it: the restarted kernel is culled when idle.
         await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=30, what="the cull")

@@ -126,7 +126,7 @@ async def test_failing_app_action_is_reported_and_retried_with_backoff(jp_server
     await wait_for(lambda: len(FailingOnceAction.calls) == 2, timeout=20, what="the retry")
     assert FailingOnceAction.calls[1] - FailingOnceAction.calls[0] >= timedelta(
         seconds=BACKOFF_FIRST_SECONDS)
-    await wait_for(lambda: extension.monitor.last_action_result == "succeeded on retry", timeout=5)
+    await wait_for(lambda: extension.monitor.app.last_result == "succeeded on retry", timeout=5)
     assert FailingOnceAction.max_running == 1
 
 

@@ -147,7 +147,7 @@ async def test_a_save_and_a_front_end_report_each_start_a_new_idle_period(jp_ser
     assert deadline == parse(reported["last_activity"]) + timedelta(seconds=TIMEOUT_SECONDS)
     await wait_for(lambda: len(RecordingAction.calls) == 2, timeout=TIMEOUT_SECONDS + 10)
     assert RecordingAction.calls[1] >= deadline
-    assert extension.monitor.last_action_error is None
+    assert extension.monitor.app.last_error is None
 
 
 async def test_a_kernel_start_in_flight_at_the_deadline_postpones_the_app_action(

@@ -11,7 +11,7 @@ import pytest
 from helpers import KernelSession, api, extension_of, kernel_gone, start_extension, start_kernel, wait_for
 from traitlets.config import Config
 
-import jupyter_autoshutdown.monitor as monitor_module
+import jupyter_autoshutdown.observer as observer_module
 
 STATUS = ("autoshutdown", "api", "status")
 STORMS = 10
@@ -86,8 +86,8 @@ async def test_the_server_stops_when_the_monitor_is_cancelled_as_a_gateway_listi
         loop.call_later(0.05, finish_and_cancel)
         return listing
 
-    monkeypatch.setattr(monitor_module, "refresh_remote_kernels", listing_done_as_the_cancel_comes)
-    monkeypatch.setattr(monitor, "_remote_kernels", True)
+    monkeypatch.setattr(observer_module, "refresh_remote_kernels", listing_done_as_the_cancel_comes)
+    monkeypatch.setattr(monitor.observer, "remote", True)
     task = monitor._task
     monitor.wake()
     await wait_for(lambda: listings and listings[0].done(), timeout=10, what="the listing")
@@ -128,13 +128,13 @@ async def test_fifty_status_gets_change_no_deadline_and_no_table(jp_serverapp, j
     count = monitor.count
     first = steady(await api(jp_fetch, *STATUS))
     assert {row["id"] for row in first["kernels"]} == {kept_id, idle_id}
-    tables = (dict(monitor._first_seen), dict(monitor.kept_targets), dict(monitor._warned),
-              dict(monitor.executor.failures), monitor.keep_alive_until)
+    tables = (dict(monitor.observer.first_seen), dict(monitor.keep_alives.targets), dict(monitor.warned),
+              dict(monitor.executor.failures), monitor.keep_alives.until)
     for _ in range(50):
         assert steady(await api(jp_fetch, *STATUS)) == first
     assert monitor.count == count, "a pass ran meanwhile: the comparison proves nothing"
-    assert (dict(monitor._first_seen), dict(monitor.kept_targets), dict(monitor._warned),
-            dict(monitor.executor.failures), monitor.keep_alive_until) == tables
+    assert (dict(monitor.observer.first_seen), dict(monitor.keep_alives.targets), dict(monitor.warned),
+            dict(monitor.executor.failures), monitor.keep_alives.until) == tables
     for kernel_id in (kept_id, idle_id):
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
 
@@ -156,7 +156,7 @@ async def test_a_lost_idle_is_corrected_and_the_probe_is_not_activity(jp_servera
     our tracking say busy. A probe corrects it within a minute, and the kernel is culled one
     timeout after its real last activity, not after the probe."""
     extension = await start_extension(jp_serverapp)
-    tracking = extension.monitor.kernel_requests
+    tracking = extension.monitor.observer.kernel_requests
     kernel_id = await start_kernel(jp_fetch)
     session = await KernelSession.connect(jp_ws_fetch, kernel_id)
     try:
@@ -198,7 +198,7 @@ async def test_a_silent_running_cell_stays_busy_when_probed(jp_serverapp, jp_fet
     monkeypatch.setattr(execution, "PROBE_AFTER_SECONDS", 1.0)
     monkeypatch.setattr(execution, "PROBE_CHECK_SECONDS", 0.5)
     extension = await start_extension(jp_serverapp)
-    tracking = extension.monitor.kernel_requests
+    tracking = extension.monitor.observer.kernel_requests
     tracking.close()
     tracking.start()  # the probe loop with the short interval
     kernel_id = await start_kernel(jp_fetch)

@@ -94,7 +94,7 @@ async def test_idle_studio_classic_deletes_only_old_idle_kernel_gateway_apps_via
     ])
     fake.install(jp_serverapp)
     extension = await start_extension(jp_serverapp)
-    assert extension.monitor.action.name == "sagemaker", "auto found the metadata file"
+    assert extension.monitor.app.name == "sagemaker", "auto found the metadata file"
 
     await wait_for(lambda: fake.deleted, timeout=15, what="the first deletion")
     assert fake.deleted == ["datascience-1-0-ml-t3-medium-old"]
@@ -108,8 +108,8 @@ async def test_idle_studio_classic_deletes_only_old_idle_kernel_gateway_apps_via
     await wait_for(lambda: len(fake.deleted) == 2, timeout=15, what="the deferred deletion")
     assert fake.deleted[1] == "datascience-1-0-ml-g4dn-xlarge-new"
     assert datetime.now(timezone.utc) - young >= timedelta(seconds=TIMEOUT_SECONDS)
-    await wait_for(lambda: "via endpoint" in (extension.monitor.last_action_result or ""), timeout=5)
-    assert extension.monitor.last_action_error is None
+    await wait_for(lambda: "via endpoint" in (extension.monitor.app.last_result or ""), timeout=5)
+    assert extension.monitor.app.last_error is None
 
 
 def stubbed_action(metadata_path, method="boto3") -> tuple[StopStudioApps, Stubber]:

@@ -21,52 +21,22 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Callable
 
-#: Where SageMaker Studio describes the app this server runs in.
-SAGEMAKER_METADATA_PATH = "/opt/ml/metadata/resource-metadata.json"
+from .base import (
+    SAGEMAKER_METADATA_PATH,
+    ActionContext,
+    ActionDeferred,
+    ActionSettings,
+    AppAction,
+    own_schedule_of,
+)
 
-
-@dataclass(frozen=True)
-class ActionContext:
-    serverapp: Any
-    log: logging.Logger
-    #: How long the server has been idle when the action runs.
-    idle_seconds: float
-    #: The idle timeout in force, in seconds.
-    idle_timeout_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ActionSettings:
-    """The configuration the built-in actions read (traits of `AutoShutdown`)."""
-
-    #: argv of the `command` action.
-    command: tuple[str, ...] = ()
-    sagemaker_metadata_path: str = SAGEMAKER_METADATA_PATH
-    #: How the `sagemaker` action reaches SageMaker: "endpoint", "boto3" or "auto".
-    sagemaker_method: str = "auto"
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-
-class ActionDeferred(Exception):
-    """Raised by an action that has nothing to do yet; the monitor runs it again later."""
-
-    def __init__(self, message: str, retry_after_seconds: float) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = max(1.0, retry_after_seconds)
-
-
-@runtime_checkable
-class AppAction(Protocol):
-    name: str
-
-    async def run(self, context: ActionContext) -> str: ...
+__all__ = [
+    "BUILTIN_ACTION_NAMES", "SAGEMAKER_METADATA_PATH", "ActionContext", "ActionDeferred", "ActionSettings",
+    "AppAction", "NoAction", "StopServer", "choose_automatically", "load_action", "own_schedule_of",
+]
 
 
 class NoAction:
@@ -95,12 +65,6 @@ class StopServer:
     async def run(self, context: ActionContext) -> str:
         context.serverapp.stop()
         return "stopping the Jupyter server"
-
-
-def own_schedule_of(action: AppAction) -> str | None:
-    """What `action` follows when it keeps its own schedule, else None (see the module's doc)."""
-    own_schedule = getattr(action, "own_schedule", None)
-    return own_schedule() if callable(own_schedule) else None
 
 
 def _builtin_actions() -> dict[str, Callable[[ActionSettings], AppAction]]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..timeouts import within
 
 if TYPE_CHECKING:
-    from . import ActionContext, ActionSettings
+    from .base import ActionContext, ActionSettings
 
 #: Characters of the command's output kept in the result and the log.
 OUTPUT_TAIL_CHARS = 2000

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 if TYPE_CHECKING:
-    from . import ActionContext, ActionSettings
+    from .base import ActionContext, ActionSettings
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 

@@ -37,10 +37,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 # The package imports this module lazily (in load_action), so the package is loaded by now.
 from ..auth import request_headers
-from . import ActionDeferred
+from .base import ActionDeferred
 
 if TYPE_CHECKING:
-    from . import ActionContext, ActionSettings
+    from .base import ActionContext, ActionSettings
 
 REQUEST_TIMEOUT_SECONDS = 60.0
 CLASSIC_APP_TYPE = "JupyterServer"

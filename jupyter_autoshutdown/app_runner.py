@@ -1,0 +1,137 @@
+"""The app action's runner: its state (when it ran, its last result or error, when an action on its
+own schedule looks again) and its job, which the executor runs as a tracked task.
+
+The only module that knows `ActionDeferred`: an action with nothing to do yet names when to look
+again, and that time is kept here, in one place (the executor keeps only failures and their
+backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
+from .observe import K_ID, T_NAME, Snapshot
+from .policy import AppState, Plan
+from .settings import SettingsStore
+from .telemetry import SHUTDOWNS, ErrorLog, Events, cause_of
+from .timeouts import within
+
+
+class AppActionRunner:
+    def __init__(
+        self,
+        *,
+        action: AppAction,
+        serverapp: Any,
+        store: SettingsStore,
+        clock: Callable[[], datetime],
+        log: logging.Logger,
+        errors: ErrorLog,
+        timeout_seconds: float,
+        events: Events | None = None,
+    ) -> None:
+        self.action = action
+        self.serverapp = serverapp
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self.errors = errors
+        self.timeout_seconds = timeout_seconds
+        self.events = events
+        self.fired_at: datetime | None = None
+        self.last_result: str | None = None
+        self.last_error: str | None = None
+        #: An action that deferred: not run again before then. For an action on its own schedule
+        #: this is its next look (the first pass runs it); the policy reads it from `state()`.
+        self.run_at: datetime | None = clock()
+        #: The kernels and terminals an action on its own schedule last ran with.
+        self._own_resources: frozenset[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.action.name
+
+    def own_schedule(self) -> str | None:
+        """What the action follows when it keeps its own schedule (see actions), else None."""
+        try:
+            return own_schedule_of(self.action)
+        except Exception as error:
+            self.errors.record(f"asking app action '{self.name}' for its schedule failed: {error!r}")
+            return None
+
+    def state(self, empty_since: datetime | None) -> AppState:
+        own = self.own_schedule()
+        return AppState(action=self.name, empty_since=empty_since, fired_at=self.fired_at,
+                        own_schedule=own, own_run_at=self.run_at if own is not None else None)
+
+    def ready(self, now: datetime) -> bool:
+        """Not deferred (an action on its own schedule is timed by the policy instead)."""
+        return self.run_at is None or now >= self.run_at or self.own_schedule() is not None
+
+    def next_look(self, now: datetime) -> datetime | None:
+        return self.run_at if self.run_at is not None and self.run_at > now else None
+
+    def note_resources(self, snapshot: Snapshot, now: datetime) -> None:
+        """An action on its own schedule runs at once when the kernels or terminals changed."""
+        resources = frozenset(
+            [kernel[K_ID] for kernel in snapshot.kernels] + ["t:" + t[T_NAME] for t in snapshot.terminals]
+        )
+        changed = self._own_resources is not None and resources != self._own_resources
+        if changed and (self.run_at is None or self.run_at > now):
+            self.run_at = now
+        self._own_resources = resources
+
+    async def run(self, replan: Callable[[datetime], tuple[Snapshot, Plan]]) -> bool:
+        """The job: re-check with `replan`, run the action within its time limit, record."""
+        now = self.clock()
+        snapshot, plan = replan(now)
+        if not plan.app.due:
+            self.log.info("auto-shutdown: app action '%s' not run: %s", self.name, plan.app.reason)
+            return False
+        self.fired_at = now
+        own_schedule = self.own_schedule()
+        if own_schedule is not None:
+            self.log.info("auto-shutdown: running app action '%s' (%s)", self.name, own_schedule)
+        else:
+            self.log.info(
+                "auto-shutdown: running app action '%s': no kernels or terminals, server idle "
+                "for %.0f s (last activity: %s)",
+                self.name, plan.app.idle_seconds or 0.0, snapshot.server_activity_source or "server start",
+            )
+        timeout_seconds = self.store.current.idle_timeout_seconds
+        context = ActionContext(self.serverapp, self.log, plan.app.idle_seconds or 0.0, timeout_seconds)
+        try:
+            result = await within(self.action.run(context), self.timeout_seconds)
+        except ActionDeferred as deferral:
+            # Not a failure: nothing to do yet. It runs again at the time it named (an action on
+            # its own schedule also at once after a change of kernels or terminals).
+            self.run_at = self.clock() + timedelta(seconds=deferral.retry_after_seconds)
+            self.last_result = str(deferral)
+            self.last_error = None
+            if own_schedule is None:
+                self.fired_at = None
+            self.log.info("auto-shutdown: app action '%s' deferred until %s: %s",
+                          self.name, self.run_at.isoformat(), deferral)
+            return False
+        except BaseException as error:
+            self.fired_at = None  # it did not happen: allow a retry after the backoff
+            if isinstance(error, asyncio.TimeoutError):
+                self.last_error = "timed out"
+            elif not isinstance(error, asyncio.CancelledError):
+                self.last_error = str(error)
+            raise
+        # Nothing pending: an action on its own schedule looks again after a timeout.
+        self.run_at = (self.clock() + timedelta(seconds=max(1.0, timeout_seconds))
+                       if own_schedule is not None else None)
+        self.last_result = str(result)
+        self.last_error = None
+        self.log.info("auto-shutdown: app action '%s': %s", self.name, result)
+        SHUTDOWNS.labels("app", cause_of(plan.app.reason)).inc()
+        if self.events is not None:
+            self.events.emit("app_action", "app", self.name, str(result),
+                             reason=plan.app.reason, idle_seconds=plan.app.idle_seconds)
+        return True

@@ -1,0 +1,168 @@
+"""The JSON models the handlers send: settings, keep-alives, the compat GET, and `status`.
+
+Built from the service: settings, keep-alives, the monitor's latest published result and a fresh
+reading of the managers (in memory: no I/O). Building a model changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from .exemptions import OPT_OUT_REFUSED
+from .keepalive import TERMINAL_PREFIX, terminal_key
+from .observe import K_ID, KernelInfo
+from .policy import Verdict
+from .service import Service
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _seconds_until(deadline: datetime | None, now: datetime) -> float | None:
+    if deadline is None:
+        return None
+    return round(max(0.0, (deadline - now).total_seconds()), 3)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def settings_model(service: Service) -> dict[str, Any]:
+    store, monitor = service.store, service.monitor
+    settings = store.current
+    return {
+        **settings.runtime_values(),
+        "idle_timeout_seconds": settings.idle_timeout_seconds,
+        "starting_timeout_minutes": settings.starting_timeout_minutes,
+        "max_check_interval_seconds": monitor.options.max_check_interval_seconds,
+        "app_action": monitor.app.name,
+        "state_file": str(store.state_file.path) if store.state_file else None,
+        "idle_type": settings.idle_type,
+        "warning_minutes": settings.warning_minutes,
+        "warning_seconds": settings.warning_seconds,
+        "dry_run": monitor.options.dry_run,
+        "utilization_aware": monitor.observer.sampler is not None,
+        "daily_stop_time": service.daily_stop_time,
+        "daily_stop_timezone": service.daily_stop_timezone,
+        "max_keep_alive_minutes": service.keep_alives.max_minutes,
+        **store.limits.as_model(),
+        "server_activity": service.server_activity,
+        "activity_paths": list(service.activity_paths),
+    }
+
+
+def keep_alive_model(service: Service) -> dict[str, Any]:
+    keep_alives = service.keep_alives
+    now = service.monitor.clock()
+    kept = keep_alives.in_force(now)
+    return {
+        "keep_alive_until": iso(keep_alives.global_until(now)),
+        "max_minutes": keep_alives.max_minutes,
+        "kernels": {key: iso(at) for key, at in kept.items() if not key.startswith(TERMINAL_PREFIX)},
+        "terminals": {key[len(TERMINAL_PREFIX):]: iso(at) for key, at in kept.items()
+                      if key.startswith(TERMINAL_PREFIX)},
+    }
+
+
+def compat_model(service: Service) -> dict[str, Any]:
+    """The original extension's GET fields (idle_time in seconds), and a few more."""
+    settings, monitor = service.store.current, service.monitor
+    return {
+        "idle_time": round(settings.idle_timeout_seconds),
+        "keep_terminals": settings.keep_terminals,
+        "count": monitor.count,
+        "idle_timeout_minutes": settings.idle_timeout_minutes,
+        "last_check": iso(monitor.last_check),
+        "running": monitor.running,
+    }
+
+
+def status_model(service: Service) -> dict[str, Any]:
+    monitor = service.monitor
+    observer = monitor.observer
+    now = monitor.clock()
+    snapshot, plan = monitor.explain(now)
+    by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}
+    warning = timedelta(seconds=service.store.current.warning_seconds)
+    usage_by_key = observer.sampler.usage if observer.sampler is not None else {}
+
+    def timing(verdict: Verdict, key: str) -> dict[str, Any]:
+        failure = monitor.failure_of(verdict.kind, verdict.id)
+        usage = usage_by_key.get(key)
+        return {
+            "idle_seconds": _round(verdict.idle_seconds),
+            "seconds_until_shutdown": _seconds_until(verdict.deadline, now),
+            "shutdown_at": iso(verdict.deadline),
+            "warning_at": iso(verdict.deadline - warning)
+            if verdict.deadline is not None and warning else None,
+            "reason": verdict.reason,
+            "failed_attempts": failure.attempts if failure else 0,
+            "retry_at": iso(failure.retry_at) if failure else None,
+            "usage": None if usage is None else {
+                "cpu_percent": round(usage.cpu_percent, 1),
+                "gpu_percent": None if usage.gpu_percent is None else round(usage.gpu_percent, 1),
+                "processes": usage.processes,
+                "summary": usage.describe(),
+            },
+        }
+
+    exemptions = observer.exemptions
+    kept = snapshot.kept_until
+    kernels = []
+    for verdict in plan.kernels:
+        kernel = by_id[verdict.id]
+        row = {
+            "id": kernel.id,
+            "name": kernel.name,
+            "execution_state": kernel.execution_state,
+            "connections": kernel.connections,
+            "last_activity": iso(kernel.last_activity),
+            "exempt": verdict.id in snapshot.exempt,
+            "keep_alive_until": iso(kept.get(verdict.id)),
+            **timing(verdict, verdict.id),
+        }
+        if exemptions is not None and verdict.id in exemptions.refused:
+            row["reason"] = f"{verdict.reason}; {OPT_OUT_REFUSED}"
+            row["opt_out_refused"] = True
+        kernels.append(row)
+    terminals = [{"name": verdict.id, "keep_alive_until": iso(kept.get(terminal_key(verdict.id))),
+                  **timing(verdict, terminal_key(verdict.id))} for verdict in plan.terminals]
+    last_check = monitor.last_check
+    app, app_failure = monitor.app, monitor.failure_of("app", "")
+    return {
+        "count": monitor.count,
+        "running": monitor.running,
+        "now": now.isoformat(),
+        "started_at": monitor.started_at.isoformat(),
+        "last_check": iso(last_check),
+        "last_check_seconds_ago": _round((now - last_check).total_seconds()) if last_check else None,
+        "next_check": iso(monitor.next_check),
+        "errors": list(monitor.errors),
+        "persist_error": service.store.last_persist_error,
+        "settings": settings_model(service),
+        "dry_run": monitor.options.dry_run,
+        "dry_run_reports": list(monitor.dry_run_reports),
+        "keep_alive_until": iso(snapshot.keep_alive_until),
+        "next_daily_stop": iso(snapshot.stop_next),
+        "kernels": kernels,
+        "terminals": terminals,
+        "app": {
+            "action": app.name,
+            "own_schedule": app.own_schedule(),
+            "last_activity": snapshot.server_last_activity.isoformat(),
+            "last_activity_source": snapshot.server_activity_source,
+            "requests_in_flight": list(snapshot.requests_in_flight),
+            "idle_seconds": _round(plan.app.idle_seconds),
+            "seconds_until_action": _seconds_until(plan.app.deadline, now),
+            "action_at": iso(plan.app.deadline),
+            "reason": plan.app.reason,
+            "last_run_at": iso(app.fired_at),
+            "last_result": app.last_result,
+            "last_error": app.last_error,
+            "failed_attempts": app_failure.attempts if app_failure else 0,
+            "retry_at": iso(app_failure.retry_at) if app_failure else None,
+        },
+    }
