@@ -355,8 +355,14 @@ class AutoShutdown(ExtensionApp):
                            self.app_action, error)
             return NoAction()
 
+    @property
+    def server(self) -> Any:
+        """The ServerApp (set before any of our hooks run)."""
+        assert self.serverapp is not None
+        return self.serverapp
+
     def _terminal_manager(self) -> Any:
-        settings = self.serverapp.web_app.settings
+        settings = self.server.web_app.settings
         if not settings.get("terminals_available"):
             return None
         return settings.get("terminal_manager")
@@ -386,10 +392,10 @@ class AutoShutdown(ExtensionApp):
         )
 
     def initialize_settings(self) -> None:
-        self.activity = PeopleActivity(self.serverapp.base_url, self.activity_paths, log=self.log)
+        self.activity = PeopleActivity(self.server.base_url, self.activity_paths, log=self.log)
         # The public hook by which tornado shows this tracker every request's start and end.
         self._activity_transform = self.activity.transform()
-        self.serverapp.web_app.add_transform(self._activity_transform)
+        self.server.web_app.add_transform(self._activity_transform)
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
         limits = self.limits()
         self.store = SettingsStore(
@@ -464,9 +470,9 @@ class AutoShutdown(ExtensionApp):
 
     async def stop_extension(self) -> None:
         # Also called when initialize_settings failed partway: stopping the server must still work.
-        transform = getattr(self, "_activity_transform", None)
+        transform: Any = getattr(self, "_activity_transform", None)
         with contextlib.suppress(ValueError, AttributeError):
-            self.serverapp.web_app.transforms.remove(transform)
+            self.server.web_app.transforms.remove(transform)
         event_logger = getattr(self.serverapp, "event_logger", None)
         if event_logger is not None:
             # Not registered when the server stopped before our start hook ran.

@@ -46,7 +46,8 @@ def keep_this_kernel(keep: bool = True) -> str:
     kernel_id = stem[len("kernel-"):] if stem.startswith("kernel-") else stem
     marker = marker_dir(connection_file.parent) / kernel_id
     if keep:
-        key = get_connection_info(unpack=True).get("key", "")
+        info: Any = get_connection_info(unpack=True)
+        key = info.get("key", "")
         marker.parent.mkdir(mode=0o700, exist_ok=True)
         marker.write_text(marker_proof(key.encode() if isinstance(key, str) else key, kernel_id))
         return f"auto-shutdown will not shut down this kernel ({kernel_id})"

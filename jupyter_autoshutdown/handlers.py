@@ -90,7 +90,7 @@ class CompatSettingsHandler(IdleCheckerHandler):
     The reply has the original's shape: `idle_time` in seconds *as a string*, `keep_terminals`.
     """
 
-    SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+    SUPPORTED_METHODS = ("POST",)
 
     @web.authenticated
     @authorized

@@ -16,40 +16,31 @@ A failure is logged and kept for `status`; it never stops the pass or the loop.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Callable
 
 from .app_runner import AppActionRunner
 from .executor import Executor, Failure
 from .jobs import ShutdownJobs
 from .keepalive import KeepAlives
+from .notices import Notices
 from .observe import Snapshot
 from .observer import REMOTE_FAILED, Observer, live_keys
-from .policy import Explanation, Plan, Verdict, decide, dry_run_due, explain
+from .policy import Explanation, Plan, decide, explain
 from .settings import SettingsStore
-from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, WARNINGS, ErrorLog, Events
+from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, ErrorLog, Events
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
-KEPT_REPORTS = 50
 #: How long stop() waits for the loop task after cancelling it.
 STOP_TIMEOUT_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _key(verdict: Verdict) -> tuple[str, str]:
-    """The bookkeeping key of a verdict: (kind, id); the app has one key whatever its action."""
-    return (verdict.kind, "" if verdict.kind == "app" else verdict.id)
-
-
-def _describe(verdict: Verdict) -> str:
-    return f"app action '{verdict.id}'" if verdict.kind == "app" else f"{verdict.kind} {verdict.id}"
 
 
 @dataclass(frozen=True)
@@ -99,11 +90,8 @@ class Monitor:
         self.result = PassResult(0, None, None)
         #: Since when nothing (no kernel, no terminal) has been left; None while something is.
         self.empty_since: datetime | None = None
-        #: (kind, id) -> the deadline last warned about, so each warning is emitted once.
-        self.warned: dict[tuple[str, str], datetime] = {}
-        #: (kind, id) -> when a dry run may report it again (policy.dry_run_due).
-        self.dry_run_reported: dict[tuple[str, str], datetime] = {}
-        self.dry_run_reports: collections.deque[dict[str, str]] = collections.deque(maxlen=KEPT_REPORTS)
+        #: Warnings and dry-run reports (notices.py).
+        self.notices = Notices(store=store, clock=self.clock, log=log, events=events)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -195,8 +183,9 @@ class Monitor:
             delay = min(delay, settings.idle_timeout_seconds)
         # Only times still to come: a past retry or dry-run time of a target that is not due any
         # more (it turned busy) would otherwise make the loop spin.
-        wake_times = [until for until in self.dry_run_reported.values() if until > now]
-        for wake_at in (self.executor.next_retry(now), self.app.next_look(now)):
+        wake_times = []
+        for wake_at in (self.notices.next_report(now), self.executor.next_retry(now),
+                        self.app.next_look(now)):
             if wake_at is not None:
                 wake_times.append(wake_at)
         plan = self.result.plan
@@ -230,9 +219,7 @@ class Monitor:
         if observer.prune(snapshot):
             # A complete reading: forget warnings, dry-run reports and retries of what is gone.
             live = live_keys(snapshot.kernels, snapshot.terminals)
-            for table in (self.warned, self.dry_run_reported):
-                for gone in table.keys() - live:
-                    del table[gone]
+            self.notices.forget(live)
             self.executor.forget(live)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
             self.empty_since = None
@@ -249,7 +236,7 @@ class Monitor:
             "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
             self.count + 1, len(snapshot.kernels), len(snapshot.terminals), plan.next_deadline,
         )
-        self._warn(plan)
+        self.notices.warn(plan)
         acted = self.dispatch(plan, now)
         self.result = PassResult(self.result.count + 1, now, plan, self.result.next_check)
         PASSES.inc()
@@ -258,59 +245,21 @@ class Monitor:
         SECONDS_UNTIL_NEXT.set((min(upcoming) - now).total_seconds() if upcoming else -1)
         return acted
 
-    def _warn(self, plan: Plan) -> None:
-        """Emit one warning per scheduled shutdown that is now within the warning time."""
-        for verdict in plan.warnings:
-            key = _key(verdict)
-            if self.warned.get(key) == verdict.deadline:
-                continue
-            self.warned[key] = verdict.deadline  # type: ignore[assignment]  # warnings have one
-            assert verdict.deadline is not None
-            seconds = max(0.0, (verdict.deadline - self.clock()).total_seconds())
-            happens = "runs" if verdict.kind == "app" else "will be shut down"
-            message = f"{_describe(verdict)} {happens} in {seconds:.0f} s unless there is activity"
-            self.log.info("auto-shutdown: warning: %s (%s)", message, verdict.reason)
-            WARNINGS.labels(verdict.kind).inc()
-            if self.events is not None:
-                self.events.emit("warning", verdict.kind, verdict.id, message, reason=verdict.reason,
-                                 idle_seconds=verdict.idle_seconds, shutdown_at=verdict.deadline)
-
     def dispatch(self, plan: Plan, now: datetime) -> bool:
         """Hand what is due to the executor; True when a job started (they run on their own)."""
         if self.options.dry_run:
-            self._report_dry_run(plan, now)
+            self.notices.report_dry_run(plan, now, self.app.name)
             return False
         executor, jobs = self.executor, self.jobs
         started = False
         for verdict in plan.kernels_to_cull:
             key = ("kernel", verdict.id)
             if executor.ready(key, now):
-                started |= executor.submit(key, lambda v=verdict: jobs.shut_down_kernel(v))
+                started |= executor.submit(key, partial(jobs.shut_down_kernel, verdict))
         for verdict in plan.terminals_to_cull:
             key = ("terminal", verdict.id)
             if executor.ready(key, now):
-                started |= executor.submit(key, lambda v=verdict: jobs.remove_terminal(v))
+                started |= executor.submit(key, partial(jobs.remove_terminal, verdict))
         if plan.app.due and executor.ready(("app", ""), now) and self.app.ready(now):
             started |= executor.submit(("app", ""), lambda: self.app.run(self.plan))
         return started
-
-    def _report_dry_run(self, plan: Plan, now: datetime) -> None:
-        """Log and report what would be shut down (policy.dry_run_due says when again)."""
-        due = [*plan.kernels_to_cull, *plan.terminals_to_cull]
-        if plan.app.due:
-            due.append(Verdict("app", self.app.name, plan.app.idle_seconds, plan.app.deadline, True,
-                               plan.app.reason))
-        for verdict in due:
-            key = _key(verdict)
-            report_again = dry_run_due(self.dry_run_reported.get(key), self.store.current, now)
-            if report_again is None:
-                continue
-            self.dry_run_reported[key] = report_again
-            message = f"dry run: would {'run' if verdict.kind == 'app' else 'shut down'} {_describe(verdict)}"
-            self.log.info("auto-shutdown: %s (%s)", message, verdict.reason)
-            self.dry_run_reports.append({"time": now.isoformat(), "kind": verdict.kind,
-                                         "target": verdict.id, "reason": verdict.reason})
-            if self.events is not None:
-                self.events.emit("dry_run", verdict.kind, verdict.id, message, reason=verdict.reason,
-                                 idle_seconds=verdict.idle_seconds)
-

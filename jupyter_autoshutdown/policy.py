@@ -266,8 +266,10 @@ def _kernel_rule(
     if state == "starting":
         deadline, reason = last_activity + limits.starting, limits.starting_reason
     else:
-        reason = limits.idle_reason.get(state)
-        if reason is None:
+        idle_reason: str | None = limits.idle_reason.get(state)
+        if idle_reason is not None:
+            reason = idle_reason
+        else:
             reason = limits.idle_reason.setdefault(
                 state, f"{state}: shut down after {limits.timeout.total_seconds():g} s without activity"
             )

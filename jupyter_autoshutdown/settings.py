@@ -307,8 +307,9 @@ class StateFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             on_disk = self.read()
-            saved = on_disk.get("settings") if isinstance(on_disk.get("settings"), dict) else {}
-            recorded = on_disk.get("config") if isinstance(on_disk.get("config"), dict) else {}
+            saved_on_disk, recorded_on_disk = on_disk.get("settings"), on_disk.get("config")
+            saved = saved_on_disk if isinstance(saved_on_disk, dict) else {}
+            recorded = recorded_on_disk if isinstance(recorded_on_disk, dict) else {}
             saved = {key: value for key, value in saved.items() if key not in dropped}
             recorded = {key: value for key, value in recorded.items() if key not in dropped}
             self.write({
@@ -388,7 +389,8 @@ class SettingsStore:
         saved = data.get("settings")
         if not isinstance(saved, dict):
             return configured
-        recorded_config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        recorded_on_disk = data.get("config")
+        recorded_config = recorded_on_disk if isinstance(recorded_on_disk, dict) else {}
         applicable: dict[str, Any] = {}
         for key, value in saved.items():
             if key not in RUNTIME_FIELDS:

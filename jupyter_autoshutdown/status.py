@@ -144,7 +144,7 @@ def status_model(service: Service) -> dict[str, Any]:
         "persist_error": service.store.last_persist_error,
         "settings": settings_model(service),
         "dry_run": monitor.options.dry_run,
-        "dry_run_reports": list(monitor.dry_run_reports),
+        "dry_run_reports": list(monitor.notices.dry_run_reports),
         "keep_alive_until": iso(snapshot.keep_alive_until),
         "next_daily_stop": iso(snapshot.stop_next),
         "kernels": kernels,

@@ -74,3 +74,14 @@ export async function canWrite(): Promise<boolean> {
     return false;
   }
 }
+
+/** The calls the model makes (model.ts), as one object: the model takes it as a parameter. */
+export const autoShutdownApi = {
+  getStatus,
+  canWrite,
+  keepAlive,
+  cancelKeepAlive,
+  shutDownKernel,
+  shutDownTerminal,
+  patchSettings
+};

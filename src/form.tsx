@@ -2,14 +2,13 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { patchSettings } from './api';
 import { allowedRange, checkTimeout, formatMinutes, ISettings } from './format';
 
 interface IFormProps {
   settings: ISettings;
   writable: boolean;
-  /** Called after the server accepted a change (to refresh the status). */
-  onSaved: () => void;
+  /** Sends the changes (the model's command, which refreshes the status after). */
+  save: (changes: Record<string, unknown>) => Promise<unknown>;
 }
 
 /** What the user typed or ticked, kept apart from the server's values until saved or reverted. */
@@ -178,10 +177,9 @@ export class SettingsForm extends React.Component<IFormProps, IFormState> {
     }
     this.setState({ saving: true });
     try {
-      await patchSettings(changes);
+      await this.props.save(changes);
       this.setState({ draft: null, saving: false });
       this.say(check.turnsOff ? 'Saved: auto-shutdown is off.' : 'Saved.', 'ok');
-      this.props.onSaved();
     } catch (error) {
       this.setState({ saving: false });
       this.say(`Not saved: ${(error as Error).message}`, 'error');

@@ -8,7 +8,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { INTERACTION_EVENTS, InteractionReporter, isPersonEvent, reportInterval } from './activity';
-import { reportActivity } from './api';
+import { autoShutdownApi, reportActivity } from './api';
 import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel, DEFAULT_PREFERENCES, IPreferences } from './model';
 import { AutoShutdownPanel, PANEL_ID } from './panel';
@@ -55,8 +55,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
   ) => {
-    const model = new AutoShutdownModel(app);
+    const model = new AutoShutdownModel(app, autoShutdownApi);
     const warnings = new Warnings(model);
+    model.start();
     reportPeopleActivity(model);
 
     // A sidebar, as the original extension had, in JupyterLab and in Notebook 7 (whose shell

@@ -1,11 +1,68 @@
-import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Event } from '@jupyterlab/services';
+import type { Event } from '@jupyterlab/services';
+import type { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
+import type { Widget } from '@lumino/widgets';
 
-import { canWrite, getStatus } from './api';
+import type { IKeepAlive, KeepAliveTarget } from './api';
 import { ICurrentKernel, IStatus, nextRefreshDelay } from './format';
 import { IStatusMessage, RunningRequests } from './requests';
+
+/** What the model asks of the server (api.ts in the page; a fake in tests). */
+export interface IAutoShutdownApi {
+  getStatus(): Promise<IStatus>;
+  canWrite(): Promise<boolean>;
+  keepAlive(minutes: number, target?: KeepAliveTarget): Promise<IKeepAlive>;
+  cancelKeepAlive(target?: KeepAliveTarget): Promise<IKeepAlive>;
+  shutDownKernel(kernelId: string): Promise<void>;
+  shutDownTerminal(name: string): Promise<void>;
+  patchSettings(changes: Record<string, unknown>): Promise<unknown>;
+}
+
+/** Time and timers (the window's in the page; a fake clock in tests). */
+export interface IClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): number;
+  clearTimeout(handle: number | undefined): void;
+  setInterval(callback: () => void, ms: number): number;
+  clearInterval(handle: number | undefined): void;
+}
+
+export const browserClock: IClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => window.setTimeout(callback, ms),
+  clearTimeout: handle => window.clearTimeout(handle),
+  setInterval: (callback, ms) => window.setInterval(callback, ms),
+  clearInterval: handle => window.clearInterval(handle)
+};
+
+/** Whether the page is hidden, and a way to hear when that changes. */
+export interface IVisibility {
+  hidden(): boolean;
+  onChange(callback: () => void): () => void;
+}
+
+export const documentVisibility: IVisibility = {
+  hidden: () => document.hidden,
+  onChange: callback => {
+    document.addEventListener('visibilitychange', callback);
+    return () => document.removeEventListener('visibilitychange', callback);
+  }
+};
+
+/** The parts of a JupyterLab or Notebook 7 application the model reads. */
+export interface IAppLike {
+  serviceManager: {
+    events: { stream: ISignal<unknown, Event.Emission> };
+    sessions: {
+      runningChanged: ISignal<unknown, unknown>;
+      running(): Iterable<{ path: string; kernel?: { id: string } | null }>;
+    };
+  };
+  shell: {
+    currentWidget: Widget | null;
+    widgets(area?: string): Iterable<Widget>;
+  };
+}
 
 export const EVENT_SCHEMA = 'https://events.jupyter.org/jupyter_autoshutdown/v1';
 const KERNEL_ACTIONS_SCHEMA = 'https://events.jupyter.org/jupyter_server/kernel_actions/v1';
@@ -63,9 +120,15 @@ export function sessionContextOf(widget: unknown): ISessionContextLike | null {
  * The server's auto-shutdown status and what this page has open, kept current by events: kernel
  * status and kernel changes of every open notebook and console, the widget in focus changing,
  * the server's events (kernel started or restarted, warning, cull, keep-alive). Between those it
- * looks again at the next deadline or warning (at most every 30 s); countdowns run locally.
+ * looks again at the next deadline or warning (at most every 30 s), never while the page is
+ * hidden; countdowns run locally (`ticked`, once a second, changes no data).
+ *
+ * Views render it and call its commands (keep alive, cancel, shut down, save settings); it is the
+ * only place that talks to the API. Nothing happens before `start()`; `dispose()` stops it all.
+ * Responses are applied in the order their requests were made: an older one never overwrites a
+ * newer one.
  */
-export class AutoShutdownModel {
+export class AutoShutdownModel implements IDisposable {
   status: IStatus | null = null;
   writable = false;
   preferences: IPreferences = { ...DEFAULT_PREFERENCES };
@@ -76,27 +139,103 @@ export class AutoShutdownModel {
   /** The latest culls, newest first (the panel shows their full reasons). */
   culls: ICull[] = [];
 
-  constructor(private readonly app: JupyterFrontEnd) {
-    window.setInterval(() => this.tick(), 1000); // local countdowns: no request
-    app.serviceManager.events.stream.connect((_, event) => this.onEvent(event));
-    app.serviceManager.sessions.runningChanged.connect(() => {
-      this.readSessions();
-      this.scheduleRefresh();
-    });
+  constructor(
+    private readonly app: IAppLike,
+    private readonly api: IAutoShutdownApi,
+    private readonly clock: IClock = browserClock,
+    private readonly visibility: IVisibility = documentVisibility
+  ) {}
+
+  /** Follow the server and the page: signals, the countdown tick, the first requests. */
+  start(): void {
+    if (this.started || this._isDisposed) {
+      return;
+    }
+    this.started = true;
+    const app = this.app;
+    this.tickTimer = this.clock.setInterval(() => this._ticked.emit(), 1000); // local countdowns
+    app.serviceManager.events.stream.connect(this.onEvent, this);
+    app.serviceManager.sessions.runningChanged.connect(this.onSessionsChanged, this);
     const shell = app.shell as unknown as { currentChanged?: ISignal<unknown, unknown>; layoutModified?: ISignal<unknown, unknown> };
-    shell.currentChanged?.connect(() => this.tick());
-    shell.layoutModified?.connect(() => this.tick());
-    void canWrite().then(writable => {
-      this.writable = writable;
-      this._changed.emit();
+    shell.currentChanged?.connect(this.onLayout, this);
+    shell.layoutModified?.connect(this.onLayout, this);
+    this.stopListening = this.visibility.onChange(() => {
+      if (!this.visibility.hidden()) {
+        void this.refresh(); // back in view: what changed meanwhile
+      }
+    });
+    void this.api.canWrite().then(writable => {
+      if (!this._isDisposed) {
+        this.writable = writable;
+        this._changed.emit();
+      }
     });
     this.readSessions();
+    this.watchOpenDocuments();
     void this.refresh();
   }
 
-  /** Emitted after every refresh and every tick (once a second). */
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this.clock.clearInterval(this.tickTimer);
+    this.clock.clearTimeout(this.refreshTimer);
+    this.clock.clearTimeout(this.coalesceTimer);
+    this.stopListening();
+    Signal.clearData(this);
+  }
+
+  /** Emitted when what the model holds changed (status, documents, culls, preferences). */
   get changed(): ISignal<this, void> {
     return this._changed;
+  }
+
+  /** Emitted once a second, for countdown text only: no data changed. */
+  get ticked(): ISignal<this, void> {
+    return this._ticked;
+  }
+
+  /** The current time by the model's clock (countdowns). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  // ---- commands: the only way views change anything --------------------------------------
+
+  /** Keep `target` (or everything) alive for `minutes`; the status is fetched again after. */
+  async keepAlive(minutes: number, target: KeepAliveTarget = {}): Promise<IKeepAlive> {
+    return this.thenRefresh(this.api.keepAlive(minutes, target));
+  }
+
+  async cancelKeepAlive(target: KeepAliveTarget = {}): Promise<IKeepAlive> {
+    return this.thenRefresh(this.api.cancelKeepAlive(target));
+  }
+
+  async shutDownKernel(kernelId: string): Promise<void> {
+    return this.thenRefresh(this.api.shutDownKernel(kernelId));
+  }
+
+  async shutDownTerminal(name: string): Promise<void> {
+    return this.thenRefresh(this.api.shutDownTerminal(name));
+  }
+
+  async saveSettings(changes: Record<string, unknown>): Promise<unknown> {
+    return this.thenRefresh(this.api.patchSettings(changes));
+  }
+
+  /** Refresh after `work`, whether it succeeded or not; its result or error goes to the caller. */
+  private async thenRefresh<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } finally {
+      await this.refresh();
+    }
   }
 
   /** Emitted when the server says a kernel was culled (for the message in the page). */
@@ -159,34 +298,64 @@ export class AutoShutdownModel {
     return path ?? `${kernelName || 'kernel'} ${kernelId.slice(0, 8)} (no notebook)`;
   }
 
-  /** Fetch the status now, then again at the next deadline or warning (at most every 30 s). */
+  /**
+   * Fetch the status now, then again at the next deadline or warning (at most every 30 s), unless
+   * the page is hidden (it fetches again when shown). A response to an older request than the
+   * one applied last is dropped.
+   */
   async refresh(): Promise<void> {
-    window.clearTimeout(this.refreshTimer);
-    window.clearTimeout(this.coalesceTimer);
-    this.coalesceTimer = undefined;
-    try {
-      this.status = await getStatus();
-    } catch {
-      this.status = null;
+    if (this._isDisposed) {
+      return;
     }
-    this.tick();
-    this.refreshTimer = window.setTimeout(() => void this.refresh(), nextRefreshDelay(this.status, Date.now()));
+    this.clock.clearTimeout(this.refreshTimer);
+    this.clock.clearTimeout(this.coalesceTimer);
+    this.coalesceTimer = undefined;
+    const request = ++this.requested;
+    let status: IStatus | null;
+    try {
+      status = await this.api.getStatus();
+    } catch {
+      status = null;
+    }
+    if (this._isDisposed || request < this.applied) {
+      return; // a newer request's answer is already shown
+    }
+    this.applied = request;
+    this.status = status;
+    this._changed.emit();
+    if (request === this.requested && !this.visibility.hidden()) {
+      this.refreshTimer = this.clock.setTimeout(
+        () => void this.refresh(),
+        nextRefreshDelay(this.status, this.clock.now())
+      );
+    }
   }
 
   /** Refresh soon: several changes within REFRESH_COALESCE_MS make one request. */
   scheduleRefresh(): void {
-    if (this.coalesceTimer === undefined) {
-      this.coalesceTimer = window.setTimeout(() => void this.refresh(), REFRESH_COALESCE_MS);
+    if (this.coalesceTimer === undefined && !this._isDisposed) {
+      this.coalesceTimer = this.clock.setTimeout(() => void this.refresh(), REFRESH_COALESCE_MS);
     }
   }
 
-  private tick(): void {
+  private onSessionsChanged(): void {
+    this.readSessions();
     this.watchOpenDocuments();
-    this._changed.emit();
+    this.scheduleRefresh();
   }
 
-  /** Find the notebooks and consoles open now, and follow their kernels' status and changes. */
-  private watchOpenDocuments(): void {
+  private onLayout(): void {
+    if (this.watchOpenDocuments()) {
+      this._changed.emit();
+    }
+  }
+
+  /**
+   * Find the notebooks and consoles open now, and follow their kernels' status and changes (run
+   * when the shell's layout or focus changes, or a session or kernel does; not on a timer).
+   * True when what is open changed.
+   */
+  private watchOpenDocuments(): boolean {
     const current = this.app.shell.currentWidget;
     const open = new Map<string, IOpenDocument>();
     for (const widget of this.app.shell.widgets('main')) {
@@ -201,7 +370,10 @@ export class AutoShutdownModel {
           this._changed.emit();
           this.scheduleRefresh();
         });
-        context.kernelChanged?.connect(() => this.scheduleRefresh());
+        context.kernelChanged?.connect(() => {
+          this.onLayout();
+          this.scheduleRefresh();
+        });
         context.iopubMessage?.connect((_, message) => {
           const kernelId = context.session?.kernel?.id;
           if (kernelId) {
@@ -223,7 +395,9 @@ export class AutoShutdownModel {
       }
     }
     this.lastOpen = new Map([...this.lastOpen, ...open]);
+    const changed = !sameDocuments(this.openDocuments, open);
     this.openDocuments = open;
+    return changed;
   }
 
   private readSessions(): void {
@@ -236,7 +410,7 @@ export class AutoShutdownModel {
     this.sessionPaths = paths;
   }
 
-  private onEvent(event: Event.Emission): void {
+  private onEvent(_: unknown, event: Event.Emission): void {
     if (event.schema_id === KERNEL_ACTIONS_SCHEMA) {
       this.scheduleRefresh(); // a kernel started, restarted or was interrupted
       return;
@@ -252,9 +426,10 @@ export class AutoShutdownModel {
         path: document?.path ?? this.sessionPaths.get(kernelId) ?? `kernel ${kernelId.slice(0, 8)}`,
         reason: String(event.reason ?? ''),
         idleSeconds: typeof event.idle_seconds === 'number' ? event.idle_seconds : null,
-        at: Date.now()
+        at: this.clock.now()
       };
       this.culls = [cull, ...this.culls].slice(0, 20);
+      this._changed.emit();
       if (document !== undefined) {
         this._culled.emit(cull);
       }
@@ -267,6 +442,13 @@ export class AutoShutdownModel {
     return this.openDocuments.get(kernelId) ?? this.lastOpen.get(kernelId);
   }
 
+  private started = false;
+  private _isDisposed = false;
+  private stopListening: () => void = () => undefined;
+  /** The last status request made, and the one whose answer is shown. */
+  private requested = 0;
+  private applied = 0;
+  private tickTimer: number | undefined;
   private refreshTimer: number | undefined;
   private coalesceTimer: number | undefined;
   private followed = new WeakSet<object>();
@@ -275,4 +457,18 @@ export class AutoShutdownModel {
   private lastOpen = new Map<string, IOpenDocument>();
   private readonly _changed = new Signal<this, void>(this);
   private readonly _culled = new Signal<this, ICull>(this);
+  private readonly _ticked = new Signal<this, void>(this);
+}
+
+function sameDocuments(a: Map<string, IOpenDocument>, b: Map<string, IOpenDocument>): boolean {
+  if (a.size !== b.size) {
+    return false;
+  }
+  for (const [kernelId, document] of b) {
+    const other = a.get(kernelId);
+    if (!other || other.widget !== document.widget || other.path !== document.path || other.current !== document.current) {
+      return false;
+    }
+  }
+  return true;
 }

@@ -1,9 +1,11 @@
 import { Notification } from '@jupyterlab/apputils';
-import { ReactWidget, refreshIcon, SidePanel, ToolbarButton, UseSignal } from '@jupyterlab/ui-components';
+import { Button, ReactWidget, refreshIcon, SidePanel, ToolbarButton, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import { ISignal, Signal } from '@lumino/signaling';
 import { Panel } from '@lumino/widgets';
 import React from 'react';
 
-import { cancelKeepAlive, KeepAliveTarget, shutDownKernel, shutDownTerminal } from './api';
+import type { KeepAliveTarget } from './api';
 import { SettingsForm } from './form';
 import {
   describeAction,
@@ -25,9 +27,13 @@ export const PANEL_ID = 'jupyter-autoshutdown-panel';
  * The sidebar: what will stop and when (every kernel by its notebook or console, every terminal,
  * then the server), why, and what can be done about it; the keep-alive in force; the latest culls
  * with their full reasons; the settings.
+ *
+ * It renders the model and calls the model's commands. While it is collapsed it does no work: the
+ * model's changes and ticks reach its views only while it is visible, and showing it renders the
+ * latest state. A tick touches only countdown texts.
  */
 export class AutoShutdownPanel extends SidePanel {
-  constructor(model: AutoShutdownModel, warnings: Warnings) {
+  constructor(private readonly model: AutoShutdownModel, warnings: Warnings) {
     // One section: a plain panel, not the default accordion with its title bar.
     super({ content: new Panel() });
     this.id = PANEL_ID;
@@ -48,20 +54,60 @@ export class AutoShutdownPanel extends SidePanel {
         onClick: () => void warnings.keepAlive({})
       })
     );
+    const views = { changed: this.viewChanged, ticked: this.viewTicked };
     const content = ReactWidget.create(
-      <UseSignal signal={model.changed}>{() => <PanelBody model={model} warnings={warnings} />}</UseSignal>
+      <UseSignal signal={this.viewChanged}>{() => <PanelBody model={model} warnings={warnings} views={views} />}</UseSignal>
     );
     content.addClass('jp-AutoShutdown-body');
     this.addWidget(content);
+    model.changed.connect(this.onModelChanged, this);
+    model.ticked.connect(this.onTick, this);
   }
+
+  dispose(): void {
+    this.model.changed.disconnect(this.onModelChanged, this);
+    this.model.ticked.disconnect(this.onTick, this);
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.viewChanged.emit(); // what changed while it was collapsed
+  }
+
+  private onModelChanged(): void {
+    if (this.isVisible) {
+      this.viewChanged.emit();
+    }
+  }
+
+  private onTick(): void {
+    if (this.isVisible) {
+      this.viewTicked.emit();
+    }
+  }
+
+  private readonly viewChanged = new Signal<this, void>(this);
+  private readonly viewTicked = new Signal<this, void>(this);
 }
 
-function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Warnings }): JSX.Element {
+/** The panel's own signals: the model's, passed on only while the panel is visible. */
+interface IViews {
+  changed: ISignal<unknown, void>;
+  ticked: ISignal<unknown, void>;
+}
+
+/** Text that depends on the time (a countdown): re-rendered on each tick, alone. */
+function Countdown({ views, model, text }: { views: IViews; model: AutoShutdownModel; text: (now: number) => string }): JSX.Element {
+  return <UseSignal signal={views.ticked}>{() => <>{text(model.now())}</>}</UseSignal>;
+}
+
+function PanelBody({ model, warnings, views }: { model: AutoShutdownModel; warnings: Warnings; views: IViews }): JSX.Element {
   const status = model.status;
   if (status === null) {
     return <p className="jp-AutoShutdown-hint">The auto-shutdown status is not available (is the server extension enabled?).</p>;
   }
-  const now = Date.now();
+  const now = model.now();
   const minutes = warnings.keepAliveMinutes();
   const act = (work: () => Promise<unknown>, failure: string) => async () => {
     try {
@@ -69,7 +115,6 @@ function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Wa
     } catch (error) {
       Notification.error(`${failure}: ${(error as Error).message}`, { autoClose: 8000 });
     }
-    await model.refresh();
   };
   const keepButtons = (resource: IResourceStatus, target: KeepAliveTarget) => {
     const kept = secondsUntil(resource.keep_alive_until, now);
@@ -77,22 +122,22 @@ function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Wa
       return (
         <>
           <span className="jp-AutoShutdown-kept">kept until {formatLocalTime(resource.keep_alive_until, now)}</span>
-          <button className="jp-AutoShutdown-action" onClick={act(() => cancelKeepAlive(target), 'Cancelling failed')}>
+          <Button small minimal className="jp-AutoShutdown-action" onClick={act(() => model.cancelKeepAlive(target), 'Cancelling failed')}>
             Cancel keep-alive
-          </button>
+          </Button>
         </>
       );
     }
     return minutes > 0 ? (
-      <button className="jp-AutoShutdown-action" title={`Keep only this one for ${formatDuration(minutes * 60)}`} onClick={() => void warnings.keepAlive(target)}>
+      <Button small minimal className="jp-AutoShutdown-action" title={`Keep only this one for ${formatDuration(minutes * 60)}`} onClick={() => void warnings.keepAlive(target)}>
         Keep {formatDuration(minutes * 60)}
-      </button>
+      </Button>
     ) : null;
   };
   return (
     <div className="jp-AutoShutdown-content">
-      <Summary status={status} now={now} />
-      <KeepAllAlive status={status} now={now} model={model} />
+      <Summary status={status} model={model} views={views} />
+      <KeepAllAlive status={status} model={model} views={views} />
       <section aria-label="Kernels">
         <h3>Kernels ({status.kernels.length})</h3>
         {status.kernels.length === 0 && <p className="jp-AutoShutdown-hint">No kernels are running.</p>}
@@ -103,13 +148,14 @@ function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Wa
             title={model.describeKernel(kernel.id!, kernel.name)}
             subtitle={kernel.name}
             resource={kernel}
-            now={now}
+            model={model}
+            views={views}
           >
             {model.writable && keepButtons(kernel, { kernel_id: kernel.id! })}
             {model.writable && (
-              <button className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => shutDownKernel(kernel.id!), 'Shutting down failed')}>
+              <Button small minimal className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => model.shutDownKernel(kernel.id!), 'Shutting down failed')}>
                 Shut down now
-              </button>
+              </Button>
             )}
           </Row>
         ))}
@@ -118,12 +164,12 @@ function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Wa
         <h3>Terminals ({status.terminals.length})</h3>
         {status.terminals.length === 0 && <p className="jp-AutoShutdown-hint">No terminals are open.</p>}
         {status.terminals.map(terminal => (
-          <Row key={terminal.name} kind="terminal" title={`Terminal ${terminal.name}`} subtitle="" resource={terminal} now={now}>
+          <Row key={terminal.name} kind="terminal" title={`Terminal ${terminal.name}`} subtitle="" resource={terminal} model={model} views={views}>
             {model.writable && keepButtons(terminal, { terminal: terminal.name })}
             {model.writable && (
-              <button className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => shutDownTerminal(terminal.name), 'Closing failed')}>
+              <Button small minimal className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => model.shutDownTerminal(terminal.name), 'Closing failed')}>
                 Close now
-              </button>
+              </Button>
             )}
           </Row>
         ))}
@@ -142,62 +188,65 @@ function PanelBody({ model, warnings }: { model: AutoShutdownModel; warnings: Wa
       )}
       <section aria-label="Settings">
         <h3>Settings</h3>
-        <SettingsForm settings={status.settings} writable={model.writable} onSaved={() => void model.refresh()} />
+        <SettingsForm settings={status.settings} writable={model.writable} save={changes => model.saveSettings(changes)} />
       </section>
     </div>
   );
 }
 
-function Summary({ status, now }: { status: IStatus; now: number }): JSX.Element {
+function Summary({ status, model, views }: { status: IStatus; model: AutoShutdownModel; views: IViews }): JSX.Element {
   const settings = status.settings;
   if (settings.idle_timeout_minutes === 0) {
     return <p className="jp-AutoShutdown-summary">Auto-shutdown is off: nothing is shut down for being idle.</p>;
   }
   const app = status.app;
-  const left = secondsUntil(app.action_at, now);
-  let server: string;
-  if (app.action === 'none') {
-    server = 'When nothing is left, the server itself keeps running.';
-  } else if (app.own_schedule) {
-    server = `${app.own_schedule}.`;
-  } else if (left !== null) {
-    server = `Nothing is left: ${describeAction(app.action)} at ${formatLocalTime(app.action_at, now)} (in ${formatDuration(left)}) unless someone uses it.`;
-  } else if (app.last_run_at) {
-    server = `'${app.action}' ran at ${formatLocalTime(app.last_run_at, now)}; it runs again after new activity.`;
-  } else {
-    server = `When nothing is left and nobody uses the server for ${formatMinutes(settings.idle_timeout_minutes)}, ${describeAction(app.action)}.`;
-  }
+  const server = (now: number): string => {
+    const left = secondsUntil(app.action_at, now);
+    if (app.action === 'none') {
+      return 'When nothing is left, the server itself keeps running.';
+    } else if (app.own_schedule) {
+      return `${app.own_schedule}.`;
+    } else if (left !== null) {
+      return `Nothing is left: ${describeAction(app.action)} at ${formatLocalTime(app.action_at, now)} (in ${formatDuration(left)}) unless someone uses it.`;
+    } else if (app.last_run_at) {
+      return `'${app.action}' ran at ${formatLocalTime(app.last_run_at, now)}; it runs again after new activity.`;
+    }
+    return `When nothing is left and nobody uses the server for ${formatMinutes(settings.idle_timeout_minutes)}, ${describeAction(app.action)}.`;
+  };
   return (
     <div className="jp-AutoShutdown-summary">
       <p>
         Kernels and terminals idle for <strong>{formatMinutes(settings.idle_timeout_minutes)}</strong> are shut down
         {settings.keep_terminals ? ' (terminals are kept)' : ''}.
       </p>
-      <p>{server}</p>
+      <p>
+        <Countdown views={views} model={model} text={server} />
+      </p>
     </div>
   );
 }
 
-function KeepAllAlive({ status, now, model }: { status: IStatus; now: number; model: AutoShutdownModel }): JSX.Element | null {
-  const left = secondsUntil(status.keep_alive_until, now);
+function KeepAllAlive({ status, model, views }: { status: IStatus; model: AutoShutdownModel; views: IViews }): JSX.Element | null {
+  const left = secondsUntil(status.keep_alive_until, model.now());
   if (left === null || left <= 0) {
     return null;
   }
   const cancel = async () => {
     try {
-      await cancelKeepAlive();
+      await model.cancelKeepAlive();
     } catch (error) {
       Notification.error(`Cancelling failed: ${(error as Error).message}`, { autoClose: 8000 });
     }
-    await model.refresh();
   };
+  const text = (now: number) =>
+    `Everything is kept alive until ${formatLocalTime(status.keep_alive_until, now)} (for ${formatDuration(secondsUntil(status.keep_alive_until, now) ?? 0)}).`;
   return (
     <div className="jp-AutoShutdown-keepall" role="status">
-      Everything is kept alive until {formatLocalTime(status.keep_alive_until, now)} (for {formatDuration(left)}).
+      <Countdown views={views} model={model} text={text} />
       {model.writable && (
-        <button className="jp-AutoShutdown-action" onClick={() => void cancel()}>
+        <Button small minimal className="jp-AutoShutdown-action" onClick={() => void cancel()}>
           Cancel
-        </button>
+        </Button>
       )}
     </div>
   );
@@ -208,20 +257,22 @@ function Row(props: {
   title: string;
   subtitle: string;
   resource: IResourceStatus;
-  now: number;
+  model: AutoShutdownModel;
+  views: IViews;
   children?: React.ReactNode;
 }): JSX.Element {
-  const { resource, now } = props;
-  const left = secondsUntil(resource.shutdown_at, now);
+  const { resource, model, views } = props;
+  const now = model.now();
   const state = resource.execution_state ?? (props.kind === 'terminal' ? 'open' : 'unknown');
-  let when: string;
-  if (left === null) {
-    when = 'not scheduled';
-  } else if (left <= 0) {
-    when = 'stopping now';
-  } else {
-    when = `stops at ${formatLocalTime(resource.shutdown_at, now)} (in ${formatDuration(left)})`;
-  }
+  const when = (at: number): string => {
+    const left = secondsUntil(resource.shutdown_at, at);
+    if (left === null) {
+      return 'not scheduled';
+    } else if (left <= 0) {
+      return 'stopping now';
+    }
+    return `stops at ${formatLocalTime(resource.shutdown_at, at)} (in ${formatDuration(left)})`;
+  };
   return (
     <div className="jp-AutoShutdown-row" data-kind={props.kind} data-id={resource.id ?? resource.name}>
       <div className="jp-AutoShutdown-rowTitle" title={props.title}>
@@ -230,7 +281,7 @@ function Row(props: {
         <span className={`jp-AutoShutdown-state jp-AutoShutdown-state-${state}`}>{state}</span>
       </div>
       <div className="jp-AutoShutdown-when">
-        {when}
+        <Countdown views={views} model={model} text={when} />
         {resource.last_activity ? `; last active ${formatLocalTime(resource.last_activity, now)}` : ''}
       </div>
       <div className="jp-AutoShutdown-reason">{localizeTimes(resource.reason, now)}</div>

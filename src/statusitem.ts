@@ -33,6 +33,7 @@ export class CountdownItem extends Widget {
       }
     });
     model.changed.connect(this.render, this);
+    model.ticked.connect(this.render, this);
     this.render();
   }
 
@@ -40,7 +41,7 @@ export class CountdownItem extends Widget {
     if (this.isDisposed) {
       return;
     }
-    const { text, title } = statusText(this.model.status, this.kernel(), Date.now());
+    const { text, title } = statusText(this.model.status, this.kernel(), this.model.now());
     if (this.label.textContent !== text) {
       this.label.textContent = text;
     }
@@ -53,6 +54,7 @@ export class CountdownItem extends Widget {
 
   dispose(): void {
     this.model.changed.disconnect(this.render, this);
+    this.model.ticked.disconnect(this.render, this);
     super.dispose();
   }
 

@@ -1,6 +1,6 @@
 import { Notification } from '@jupyterlab/apputils';
 
-import { keepAlive, KeepAliveTarget } from './api';
+import type { KeepAliveTarget } from './api';
 import { cullMessage, formatDuration, secondsUntil, shouldWarn, warningMessage } from './format';
 import { AutoShutdownModel, ICull } from './model';
 
@@ -14,7 +14,9 @@ import { AutoShutdownModel, ICull } from './model';
  */
 export class Warnings {
   constructor(private readonly model: AutoShutdownModel) {
+    // Time-based as well: a warning window opens as time passes.
     model.changed.connect(() => this.update());
+    model.ticked.connect(() => this.update());
     model.culled.connect((_, cull) => this.showCull(cull));
   }
 
@@ -23,7 +25,7 @@ export class Warnings {
     if (!status) {
       return;
     }
-    const now = Date.now();
+    const now = this.model.now();
     for (const [target, shown] of this.shown) {
       const current = target === APP ? status.app.action_at : status.kernels.find(k => k.id === target)?.shutdown_at ?? null;
       if (current !== shown.shutdownAt) {
@@ -82,12 +84,11 @@ export class Warnings {
     const minutes = this.keepAliveMinutes();
     const what = 'kernel_id' in target ? `The kernel of “${this.model.describeKernel(target.kernel_id)}” is` : 'Everything is';
     try {
-      await keepAlive(minutes, target);
+      await this.model.keepAlive(minutes, target);
       Notification.success(`${what} kept alive for ${formatDuration(minutes * 60)}.`, { autoClose: 4000 });
     } catch (error) {
       Notification.error(`Keep-alive failed: ${(error as Error).message}`, { autoClose: 8000 });
     }
-    await this.model.refresh();
   }
 
   /** After a cull, say in the page what happened, in a few words, with a way to go on. */

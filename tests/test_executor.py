@@ -141,7 +141,7 @@ async def test_no_spinning_after_a_dry_run_report_once_nothing_is_due(jp_servera
     kernel_id = await start_kernel(jp_fetch)
     session = await KernelSession.connect(jp_ws_fetch, kernel_id)
     try:
-        await wait_for(lambda: extension.monitor.dry_run_reports, timeout=15, what="the report")
+        await wait_for(lambda: extension.monitor.notices.dry_run_reports, timeout=15, what="the report")
         reported = time.monotonic()
         await session.send_execute("import time; time.sleep(60)")
         # Past the time the report would be repeated; the kernel is busy, so nothing is due.

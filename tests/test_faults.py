@@ -194,6 +194,8 @@ async def test_timestamps_naive_future_and_missing(jp_serverapp, jp_fetch, monke
     missing_id = "kernel-without-activity"
     monkeypatch.setitem(kernel_manager._kernels, missing_id,
                         SimpleNamespace(kernel_name="python3", execution_state="idle"))
+    # What a check pass does when it reads the managers (explain() and plan() only read).
+    extension.monitor.observer.snapshot(now, record=True)
     _, explanation = extension.monitor.explain(now)
     verdicts = {v.id: v for v in explanation.kernels}
     assert verdicts[naive_id].due
