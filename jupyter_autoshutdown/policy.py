@@ -46,7 +46,7 @@ and when to wake next (a pass over thousands of kernels allocates almost nothing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -481,3 +481,86 @@ def dry_run_due(reported_until: datetime | None, settings: Settings, now: dateti
     if reported_until is not None and now < reported_until:
         return None
     return now + timedelta(seconds=max(1.0, settings.idle_timeout_seconds))
+
+
+# ---- Studio Classic: KernelGateway apps follow their own kernels ------------------------------
+
+KERNEL_GATEWAY = "KernelGateway"
+
+
+class GatewayApps(NamedTuple):
+    """What this server has seen of its Studio Classic KernelGateway apps (actions/sagemaker.py)."""
+
+    #: App name -> since when it has had no kernel or terminal, as far as this server saw.
+    idle_since: Mapping[str, datetime] = {}
+    #: Apps seen in use at some look.
+    seen_in_use: frozenset[str] = frozenset()
+    #: Apps deleted already (never twice while nothing changed).
+    deleted: frozenset[str] = frozenset()
+    #: The first look: no app is idle for longer than this server has seen it.
+    first_look: datetime | None = None
+
+
+class GatewayAppDecision(NamedTuple):
+    delete: tuple[str, ...]
+    #: Apps kept, each with why, in words.
+    kept: tuple[str, ...]
+    #: Seconds until each kept idle app is due: the action looks again after the shortest.
+    waits: tuple[float, ...]
+    #: The new state; the caller marks each app of `delete` deleted once its deletion succeeded.
+    state: GatewayApps
+
+
+def kernel_gateway_apps(
+    apps: Iterable[tuple[str, str, str, datetime | None]],
+    in_use: Collection[str],
+    own_app: str,
+    state: GatewayApps,
+    now: datetime,
+    timeout_seconds: float,
+) -> GatewayAppDecision:
+    """Which KernelGateway apps to delete: each is deleted once it has had no kernel or terminal
+    for the timeout. `apps`: (name, app type, status, creation time) as SageMaker lists them;
+    `in_use`: names of apps with a live kernel or image terminal. Never this server's own app."""
+    apps = list(apps)
+    listed = {name for name, _, _, _ in apps}
+    first_look = state.first_look or now
+    idle_since = {name: since for name, since in state.idle_since.items() if name in listed}
+    seen_in_use = set(state.seen_in_use) & listed
+    deleted = set(state.deleted) & listed
+    delete: list[str] = []
+    kept: list[str] = []
+    waits: list[float] = []
+    for name, app_type, status, created_at in apps:
+        # Never this server's own (free) JupyterServer app, whatever a listing says of its type.
+        if app_type != KERNEL_GATEWAY or status != "InService" or name == own_app:
+            continue
+        if name in in_use:
+            idle_since.pop(name, None)
+            seen_in_use.add(name)
+            deleted.discard(name)  # in use again: it may be deleted again later
+            kept.append(f"{name} (in use)")
+            continue
+        if name in deleted:
+            continue
+        since = idle_since.get(name)
+        if since is None:
+            # Seen in use before: its last kernel or terminal went away since the last look.
+            # Else idle since its creation, but not for longer than this server has seen it.
+            since = now if name in seen_in_use else max(created_at or now, first_look)
+            idle_since[name] = since
+        idle = (now - since).total_seconds()
+        remaining = timeout_seconds - idle
+        if remaining > 0:
+            kept.append(f"{name} (no kernel for {idle:.0f} s, deleted in {remaining:.0f} s)")
+            waits.append(remaining)
+            continue
+        delete.append(name)
+    new_state = GatewayApps(idle_since, frozenset(seen_in_use), frozenset(deleted), first_look)
+    return GatewayAppDecision(tuple(delete), tuple(kept), tuple(waits), new_state)
+
+
+def gateway_app_deleted(state: GatewayApps, name: str) -> GatewayApps:
+    """`state` after `name` was deleted."""
+    return state._replace(deleted=state.deleted | {name},
+                          idle_since={k: v for k, v in state.idle_since.items() if k != name})

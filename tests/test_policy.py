@@ -220,3 +220,27 @@ def test_an_incomplete_reading_never_empties_the_server(snapshot, settings, app)
     plan = decide(unreadable, settings, NOW, app)
     assert not plan.terminals_to_cull
     assert not plan.app.due
+
+
+def test_kernel_gateway_apps_follow_their_own_kernels():
+    """Studio Classic's rule, pure: an app is deleted once it has had no kernel for the timeout,
+    never this server's own app, never one in use, never twice while nothing changed."""
+    from jupyter_autoshutdown.policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
+
+    t0 = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    apps = [("gw-idle", "KernelGateway", "InService", t0 - timedelta(hours=1)),
+            ("gw-busy", "KernelGateway", "InService", t0 - timedelta(hours=1)),
+            ("gw-pending", "KernelGateway", "Pending", t0 - timedelta(hours=1)),
+            ("default", "KernelGateway", "InService", t0 - timedelta(hours=1)),
+            ("js", "JupyterServer", "InService", t0 - timedelta(hours=1))]
+    first = kernel_gateway_apps(apps, {"gw-busy"}, "default", GatewayApps(), t0, 600)
+    # Idle since this server's first look (not its creation an hour ago): kept for the timeout.
+    assert first.delete == () and first.waits == (600.0,)
+    assert "gw-busy (in use)" in first.kept
+    later = kernel_gateway_apps(apps, {"gw-busy"}, "default", first.state, t0 + timedelta(seconds=600), 600)
+    assert later.delete == ("gw-idle",)
+    state = gateway_app_deleted(later.state, "gw-idle")
+    again = kernel_gateway_apps(apps, set(), "default", state, t0 + timedelta(seconds=700), 600)
+    assert "gw-idle" not in again.delete
+    # gw-busy was seen in use: its idle time starts now that its kernels are gone.
+    assert again.delete == () and "gw-busy" in again.kept[0]

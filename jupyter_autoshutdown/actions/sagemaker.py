@@ -37,6 +37,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 # The package imports this module lazily (in load_action), so the package is loaded by now.
 from ..auth import request_headers
+from ..policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
 from .base import ActionDeferred
 
 if TYPE_CHECKING:
@@ -140,13 +141,9 @@ class StopStudioApps:
         #: Makes the SageMaker API client; tests put a botocore Stubber behind it.
         self.client_factory: Callable[[str | None], Any] = _boto3_client
         self._client: Any = None
-        # Per KernelGateway app: since when it has had no kernel or terminal (as far as this
-        # server saw), which apps were seen in use, and which were deleted (never twice).
-        self._idle_since: dict[str, datetime] = {}
-        self._seen_in_use: set[str] = set()
-        self._deleted: set[str] = set()
+        # What this server has seen of its KernelGateway apps; the rule is policy.kernel_gateway_apps.
+        self._schedule = GatewayApps()
         self._cached_metadata: dict[str, Any] | None = None
-        self._first_look_at: datetime | None = None
         self._metadata_retry_at = 0.0
 
     # ---- what this server runs in --------------------------------------------------------
@@ -207,47 +204,23 @@ class StopStudioApps:
     async def _stop_kernel_gateway_apps(self, context: ActionContext, metadata: dict[str, Any]) -> str:
         method, apps = await self._list_apps(context, metadata)
         in_use = await _apps_in_use(context, apps)
-        now = datetime.now(timezone.utc)
-        first_look = self._first_look_at = self._first_look_at or now
-        listed = {app.name for app in apps}
-        self._idle_since = {name: since for name, since in self._idle_since.items() if name in listed}
-        self._seen_in_use &= listed
-        self._deleted &= listed
-        deleted, kept, waits = [], [], []
-        own_app = metadata.get("ResourceName", "default")
-        for app in apps:
-            # Never this server's own (free) JupyterServer app, whatever a listing says of its type.
-            if app.app_type != KERNEL_APP_TYPE or app.status != "InService" or app.name == own_app:
-                continue
-            if app.name in in_use:
-                self._idle_since.pop(app.name, None)
-                self._seen_in_use.add(app.name)
-                self._deleted.discard(app.name)  # in use again: it may be deleted again later
-                kept.append(f"{app.name} (in use)")
-                continue
-            if app.name in self._deleted:
-                continue  # deleted once already; not again while nothing changed
-            since = self._idle_since.get(app.name)
-            if since is None:
-                # Seen in use before: its last kernel or terminal went away since the last look.
-                # Else idle since its creation, but not for longer than this server has seen it.
-                since = now if app.name in self._seen_in_use else max(app.created_at or now, first_look)
-                self._idle_since[app.name] = since
-            remaining = context.idle_timeout_seconds - (now - since).total_seconds()
-            if remaining > 0:
-                kept.append(f"{app.name} (no kernel for {(now - since).total_seconds():.0f} s, "
-                            f"deleted in {remaining:.0f} s)")
-                waits.append(remaining)
-                continue
+        decision = kernel_gateway_apps(
+            ((app.name, app.app_type, app.status, app.created_at) for app in apps), in_use,
+            metadata.get("ResourceName", "default"), self._schedule, datetime.now(timezone.utc),
+            context.idle_timeout_seconds,
+        )
+        self._schedule = decision.state
+        kept, waits = list(decision.kept), list(decision.waits)
+        deleted = []
+        for name in decision.delete:
             if method == "endpoint":
-                await self._endpoint_delete(context, app.name)
+                await self._endpoint_delete(context, name)
             else:
                 await self._call(
-                    metadata, "delete_app", **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=app.name
+                    metadata, "delete_app", **_owner(metadata), AppType=KERNEL_APP_TYPE, AppName=name
                 )
-            self._deleted.add(app.name)
-            self._idle_since.pop(app.name, None)
-            deleted.append(app.name)
+            self._schedule = gateway_app_deleted(self._schedule, name)
+            deleted.append(name)
         summary = (
             f"deleted KernelGateway app(s) {', '.join(deleted) or 'none'} via {method}"
             + (f"; kept {', '.join(kept)}" if kept else "")
