@@ -17,7 +17,7 @@ from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
 from .observe import K_ID, T_NAME, Snapshot
 from .policy import AppState, Plan
 from .settings import SettingsStore
-from .telemetry import SHUTDOWNS, ErrorLog, Events, cause_of
+from .telemetry import SHUTDOWNS, ErrorLog, Events
 from .timeouts import within
 
 
@@ -130,7 +130,7 @@ class AppActionRunner:
         self.last_result = str(result)
         self.last_error = None
         self.log.info("auto-shutdown: app action '%s': %s", self.name, result)
-        SHUTDOWNS.labels("app", cause_of(plan.app.reason)).inc()
+        SHUTDOWNS.labels("app", plan.app.cause.value).inc()
         if self.events is not None:
             self.events.emit("app_action", "app", self.name, str(result),
                              reason=plan.app.reason, idle_seconds=plan.app.idle_seconds)

@@ -18,7 +18,7 @@ from .observe import K_NAME, KernelInfo
 from .observer import Observer
 from .policy import Verdict, kernel_verdict, terminal_verdict
 from .settings import SettingsStore
-from .telemetry import SHUTDOWNS, Events, cause_of
+from .telemetry import SHUTDOWNS, Events
 from .timeouts import within
 
 
@@ -121,7 +121,7 @@ class ShutdownJobs:
         return True
 
     def _record(self, verdict: Verdict, message: str) -> None:
-        SHUTDOWNS.labels(verdict.kind, cause_of(verdict.reason)).inc()
+        SHUTDOWNS.labels(verdict.kind, verdict.cause.value).inc()
         if self.events is not None:
             self.events.emit("culled", verdict.kind, verdict.id, message, reason=verdict.reason,
                              idle_seconds=verdict.idle_seconds)

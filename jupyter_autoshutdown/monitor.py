@@ -216,10 +216,12 @@ class Monitor:
         now = self.clock()
         self.keep_alives.expire(now)
         snapshot = observer.snapshot(now, record=True)
-        if observer.prune(snapshot):
+        notices = self.notices
+        tables = notices.warned or notices.dry_run_reported or self.executor.failures
+        if observer.prune(snapshot) and tables:
             # A complete reading: forget warnings, dry-run reports and retries of what is gone.
             live = live_keys(snapshot.kernels, snapshot.terminals)
-            self.notices.forget(live)
+            notices.forget(live)
             self.executor.forget(live)
         if snapshot.kernels or snapshot.terminals or snapshot.errors:
             self.empty_since = None

@@ -288,11 +288,12 @@ class Observer:
         True when it was complete (then callers may prune their own tables)."""
         if snapshot.errors:
             return False
-        live = {kernel[K_ID] for kernel in snapshot.kernels}
-        live |= {terminal_key(term[T_NAME]) for term in snapshot.terminals}
-        for stale in self.first_seen.keys() - live:
-            del self.first_seen[stale]
-        self.keep_alives.forget(live)
+        if self.first_seen or self.keep_alives.targets:  # most passes have nothing to forget
+            live = {kernel[K_ID] for kernel in snapshot.kernels}
+            live |= {terminal_key(term[T_NAME]) for term in snapshot.terminals}
+            for stale in self.first_seen.keys() - live:
+                del self.first_seen[stale]
+            self.keep_alives.forget(live)
         return True
 
     # ---- utilization -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -65,6 +66,17 @@ from .observe import (
 from .settings import Settings
 
 
+class Cause(str, Enum):
+    """Why a deadline is what it is, for metrics and events (bounded, unlike reasons in words)."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    BUSY = "busy"  # cull_busy is on
+    NO_ACTIVITY = "no_activity"  # idle_type "activity"
+    UTILIZATION = "utilization_dropped"
+    DAILY_STOP = "daily_stop"
+
+
 class Verdict(NamedTuple):
     """The decision about one kernel or terminal, with its reason in words."""
 
@@ -75,6 +87,7 @@ class Verdict(NamedTuple):
     deadline: datetime | None
     due: bool
     reason: str
+    cause: Cause = Cause.IDLE
 
 
 class AppState(NamedTuple):
@@ -96,6 +109,7 @@ class AppVerdict(NamedTuple):
     deadline: datetime | None
     due: bool
     reason: str
+    cause: Cause = Cause.IDLE
 
 
 class Plan(NamedTuple):
@@ -217,6 +231,20 @@ KERNELS_REMAIN = "kept while kernels remain"
 INCOMPLETE = "not every kernel and terminal could be read: waiting"
 
 
+def _cause(reason: str, limits: _Limits, sig: _Signals, state: str = "") -> Cause:
+    """The cause of a deadline, from which of the policy's own reasons set it (by identity: these
+    are the very objects the rules return, not text to parse)."""
+    if reason is limits.starting_reason:
+        return Cause.STARTING
+    if reason is limits.utilization_reason:
+        return Cause.UTILIZATION
+    if reason is limits.activity_reason:
+        return Cause.NO_ACTIVITY
+    if sig.stop_reason and reason is sig.stop_reason:
+        return Cause.DAILY_STOP
+    return Cause.BUSY if state == "busy" else Cause.IDLE
+
+
 def _with_signals(
     key: str, last: datetime, deadline: datetime, reason: str, sig: _Signals, limits: _Limits
 ) -> tuple[datetime, str]:
@@ -314,9 +342,11 @@ def kernel_verdict(
 
 
 def _kernel_verdict(kernel: KernelInfo, settings: Settings, now: datetime, sig: _Signals) -> Verdict:
-    deadline, reason = _kernel_rule(kernel, settings, _limits(settings), sig)
+    limits = _limits(settings)
+    deadline, reason = _kernel_rule(kernel, settings, limits, sig)
     return Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline,
-                   deadline is not None and now >= deadline, reason)
+                   deadline is not None and now >= deadline, reason,
+                   _cause(reason, limits, sig, kernel[K_STATE]))
 
 
 def terminal_verdict(
@@ -333,9 +363,10 @@ def terminal_verdict(
 def _terminal_verdict(
     terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool, sig: _Signals
 ) -> Verdict:
-    deadline, reason = _terminal_rule(terminal, settings, _limits(settings), kernels_remain, sig)
+    limits = _limits(settings)
+    deadline, reason = _terminal_rule(terminal, settings, limits, kernels_remain, sig)
     return Verdict("terminal", terminal[T_NAME], _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline,
-                   deadline is not None and now >= deadline, reason)
+                   deadline is not None and now >= deadline, reason, _cause(reason, limits, sig))
 
 
 def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState) -> AppVerdict:
@@ -365,12 +396,14 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
     deadline = idle_since + timedelta(seconds=settings.idle_timeout_seconds)
     reason = (f"nothing left: '{app.action}' runs after {settings.idle_timeout_seconds:g} s "
               "without activity")
+    cause = Cause.IDLE
     if snapshot.stop_next is not None or snapshot.keep_alive_until is not None:
         sig = _signals(snapshot, settings)
         deadline, reason = _with_signals("app", idle_since, deadline, reason,
                                          sig._replace(active_at=None, server_activity=None),
                                          _limits(settings))
-    return AppVerdict(idle, deadline, now >= deadline, reason)
+        cause = _cause(reason, _limits(settings), sig)
+    return AppVerdict(idle, deadline, now >= deadline, reason, cause)
 
 
 def _own_schedule_verdict(snapshot: Snapshot, now: datetime, app: AppState) -> AppVerdict:
@@ -406,14 +439,15 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
             continue
         if deadline <= now:
             due_kernels.append(Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now),
-                                       deadline, True, reason))
+                                       deadline, True, reason, _cause(reason, limits, sig, kernel[K_STATE])))
             continue
         if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
         if warn_horizon is not None:
             if deadline <= warn_horizon:
                 warnings.append(Verdict("kernel", kernel[K_ID],
-                                        _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline, False, reason))
+                                        _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline, False, reason,
+                                        _cause(reason, limits, sig, kernel[K_STATE])))
             elif first_beyond is None or deadline < first_beyond:
                 first_beyond = deadline
     # An unreadable manager may hide kernels: then terminals wait as if kernels remained.
@@ -426,7 +460,7 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
         if deadline <= now:
             due_terminals.append(Verdict("terminal", terminal[T_NAME],
                                          _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, True,
-                                         reason))
+                                         reason, _cause(reason, limits, sig)))
             continue
         if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
@@ -434,7 +468,7 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
             if deadline <= warn_horizon:
                 warnings.append(Verdict("terminal", terminal[T_NAME],
                                         _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, False,
-                                        reason))
+                                        reason, _cause(reason, limits, sig)))
             elif first_beyond is None or deadline < first_beyond:
                 first_beyond = deadline
     app_decision = app_verdict(snapshot, settings, now, app)
@@ -446,7 +480,7 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
         if warn_horizon is not None and app.own_schedule is None:
             if app_deadline <= warn_horizon:
                 warnings.append(Verdict("app", app.action, app_decision.idle_seconds, app_deadline, False,
-                                        app_decision.reason))
+                                        app_decision.reason, app_decision.cause))
             elif first_beyond is None or app_deadline < first_beyond:
                 first_beyond = app_deadline
     # The earliest warning still ahead belongs to the earliest deadline beyond the horizon.

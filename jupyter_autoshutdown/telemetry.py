@@ -37,21 +37,6 @@ LAST_CHECK = Gauge(
 )
 
 
-def cause_of(reason: str) -> str:
-    """A short, bounded label for a reason in words (Prometheus labels must not be free text)."""
-    if reason.startswith("the daily stop"):
-        return "daily_stop"
-    if reason.startswith("still starting"):
-        return "starting"
-    if reason.startswith("busy"):
-        return "busy"
-    if reason.startswith("idle_type 'activity'"):
-        return "no_activity"
-    if reason.startswith("its processes used"):
-        return "utilization_dropped"
-    return "idle"
-
-
 class Events:
     """Emits to the server's event logger; never raises into the checker."""
 

@@ -277,6 +277,8 @@ async def test_any_value_of_a_record_affects_that_record_only(jp_serverapp, jp_f
     monkeypatch.setattr(kernel_manager.get_kernel(odd_ids[1]), "last_activity",
                         far.replace(tzinfo=timezone(-timedelta(hours=5))))
     monkeypatch.setitem(kernel_manager._kernel_connections, odd_ids[2], "many")
+    # What a check pass does when it reads the managers (plan() only reads).
+    extension.monitor.observer.snapshot(now, record=True)
     _, plan = extension.monitor.plan(now)  # raised OverflowError for every pass
     due = {v.id for v in plan.kernels_to_cull}
     assert healthy_id in due and odd_ids[2] in due  # an odd connection count counts as none

@@ -244,3 +244,26 @@ def test_kernel_gateway_apps_follow_their_own_kernels():
     assert "gw-idle" not in again.delete
     # gw-busy was seen in use: its idle time starts now that its kernels are gone.
     assert again.delete == () and "gw-busy" in again.kept[0]
+
+
+def test_each_verdict_carries_its_cause():
+    """Metrics and events use the cause on the verdict, not the reason's words."""
+    from jupyter_autoshutdown.policy import Cause
+
+    settings = Settings(idle_timeout_minutes=1.0, starting_timeout_minutes=0.5, cull_busy=True)
+    old = NOW - timedelta(hours=1)
+    snapshot = Snapshot(
+        kernels=(KernelInfo("s", "python3", "starting", old, 0), KernelInfo("i", "python3", "idle", old, 0),
+                 KernelInfo("b", "python3", "busy", old, 0)),
+        terminals=(), server_last_activity=old,
+    )
+    plan = decide(snapshot, settings, NOW, AppState("none"))
+    causes = {verdict.id: verdict.cause for verdict in plan.kernels_to_cull}
+    assert causes == {"s": Cause.STARTING, "i": Cause.IDLE, "b": Cause.BUSY}
+    recent = NOW - timedelta(seconds=10)  # active before the stop time, which came first
+    stopped = Snapshot(kernels=(KernelInfo("i", "python3", "idle", recent, 0),), terminals=(),
+                       server_last_activity=old, stop_last=NOW - timedelta(seconds=1),
+                       stop_next=NOW + timedelta(days=1), stop_label="12:00 UTC")
+    (verdict,) = decide(stopped, settings, NOW, AppState("none")).kernels_to_cull
+    assert verdict.cause is Cause.DAILY_STOP
+    assert kernel_verdict(stopped.kernels[0], settings, NOW, stopped).cause is Cause.DAILY_STOP
