@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
-from .observe import K_ID, T_NAME, Snapshot
+from .observe import K_ID, T_NAME, Snapshot, terminal_key
 from .policy import AppState, Plan
 from .settings import SettingsStore
 from .telemetry import SHUTDOWNS, ErrorLog, Events
@@ -77,9 +77,8 @@ class AppActionRunner:
 
     def note_resources(self, snapshot: Snapshot, now: datetime) -> None:
         """An action on its own schedule runs at once when the kernels or terminals changed."""
-        resources = frozenset(
-            [kernel[K_ID] for kernel in snapshot.kernels] + ["t:" + t[T_NAME] for t in snapshot.terminals]
-        )
+        resources = frozenset([kernel[K_ID] for kernel in snapshot.kernels]
+                              + [terminal_key(t[T_NAME]) for t in snapshot.terminals])
         changed = self._own_resources is not None and resources != self._own_resources
         if changed and (self.run_at is None or self.run_at > now):
             self.run_at = now

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from .observe import APP_KEY, ResourceKey, ident_of, kind_of
 from .telemetry import FAILURES, ErrorLog, Events
 
 BACKOFF_FIRST_SECONDS = 5.0
@@ -29,7 +30,7 @@ BACKOFF_MAX_SECONDS = 300.0
 #: After a kill, how long the interrupted shutdown may take to notice and clean up.
 KILL_GRACE_SECONDS = 5.0
 
-Key = tuple[str, str]  # (kind, id): ("kernel", id), ("terminal", name), ("app", "")
+Key = ResourceKey  # a kernel's id, "t:<terminal name>", or APP_KEY (observe.py)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Executor:
             return False
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_concurrent)
-        kind, ident = key
+        kind, ident = kind_of(key), ident_of(key)
         self._jobs[key] = asyncio.create_task(
             self._run(key, job), name=f"jupyter_autoshutdown.{kind}.{ident or self.action_name}"
         )
@@ -102,7 +103,7 @@ class Executor:
 
     async def _run(self, key: Key, job: Callable[[], Awaitable[bool]]) -> bool:
         try:
-            if key[0] == "app":
+            if key == APP_KEY:
                 return await self._guarded(key, job)  # never waits behind kernel shutdowns
             assert self._semaphore is not None
             async with self._semaphore:
@@ -115,7 +116,7 @@ class Executor:
             self._on_done()
 
     async def _guarded(self, key: Key, job: Callable[[], Awaitable[bool]]) -> bool:
-        kind, ident = key
+        kind, ident = kind_of(key), ident_of(key)
         try:
             done = await job()
         except asyncio.CancelledError:

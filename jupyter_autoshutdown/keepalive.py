@@ -16,15 +16,12 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-TERMINAL_PREFIX = "t:"
+from .observe import TERMINAL_PREFIX, ResourceKey, terminal_key
 
+__all__ = ["KeepAliveRefused", "KeepAlives", "ResourceKey", "describe", "terminal_key"]
 
 class KeepAliveRefused(ValueError):
     """A keep-alive the operator's bound does not allow; the message says why."""
-
-
-def terminal_key(name: str) -> str:
-    return TERMINAL_PREFIX + name
 
 
 def describe(target: str | None) -> str:

@@ -27,7 +27,7 @@ from .executor import Executor, Failure
 from .jobs import ShutdownJobs
 from .keepalive import KeepAlives
 from .notices import Notices
-from .observe import Snapshot
+from .observe import APP_KEY, Snapshot, key_of, terminal_key
 from .observer import REMOTE_FAILED, Observer, live_keys
 from .policy import Explanation, Plan, decide, explain
 from .settings import SettingsStore
@@ -115,7 +115,7 @@ class Monitor:
 
     def failure_of(self, kind: str, ident: str) -> Failure | None:
         """The pending retry of a kernel, terminal or (kind "app") the app action, if any."""
-        return self.executor.failures.get((kind, ident))
+        return self.executor.failures.get(key_of(kind, ident))
 
     def plan(self, now: datetime) -> tuple[Snapshot, Plan]:
         """What the policy decides right now; changes nothing."""
@@ -255,13 +255,13 @@ class Monitor:
         executor, jobs = self.executor, self.jobs
         started = False
         for verdict in plan.kernels_to_cull:
-            key = ("kernel", verdict.id)
+            key = verdict.id
             if executor.ready(key, now):
                 started |= executor.submit(key, partial(jobs.shut_down_kernel, verdict))
         for verdict in plan.terminals_to_cull:
-            key = ("terminal", verdict.id)
+            key = terminal_key(verdict.id)
             if executor.ready(key, now):
                 started |= executor.submit(key, partial(jobs.remove_terminal, verdict))
-        if plan.app.due and executor.ready(("app", ""), now) and self.app.ready(now):
-            started |= executor.submit(("app", ""), lambda: self.app.run(self.plan))
+        if plan.app.due and executor.ready(APP_KEY, now) and self.app.ready(now):
+            started |= executor.submit(APP_KEY, lambda: self.app.run(self.plan))
         return started

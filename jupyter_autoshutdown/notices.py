@@ -10,6 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Callable
 
+from .observe import ResourceKey, key_of
 from .policy import Plan, Verdict, dry_run_due
 from .settings import SettingsStore
 from .telemetry import WARNINGS, Events
@@ -17,9 +18,9 @@ from .telemetry import WARNINGS, Events
 KEPT_REPORTS = 50
 
 
-def key_of(verdict: Verdict) -> tuple[str, str]:
-    """The bookkeeping key of a verdict: (kind, id); the app has one key whatever its action."""
-    return (verdict.kind, "" if verdict.kind == "app" else verdict.id)
+def verdict_key(verdict: Verdict) -> ResourceKey:
+    """The key of a verdict's resource; the app has one key whatever its action."""
+    return key_of(verdict.kind, verdict.id)
 
 
 def describe(verdict: Verdict) -> str:
@@ -34,12 +35,12 @@ class Notices:
         self.log = log
         self.events = events
         #: (kind, id) -> the deadline last warned about, so each warning is emitted once.
-        self.warned: dict[tuple[str, str], datetime] = {}
+        self.warned: dict[ResourceKey, datetime] = {}
         #: (kind, id) -> when a dry run may report it again (policy.dry_run_due).
-        self.dry_run_reported: dict[tuple[str, str], datetime] = {}
+        self.dry_run_reported: dict[ResourceKey, datetime] = {}
         self.dry_run_reports: collections.deque[dict[str, str]] = collections.deque(maxlen=KEPT_REPORTS)
 
-    def forget(self, live: Collection[tuple[str, str]]) -> None:
+    def forget(self, live: Collection[ResourceKey]) -> None:
         """Forget what a complete reading no longer shows."""
         for table in (self.warned, self.dry_run_reported):
             for gone in table.keys() - set(live):
@@ -52,7 +53,7 @@ class Notices:
     def warn(self, plan: Plan) -> None:
         """Emit one warning per scheduled shutdown that is now within the warning time."""
         for verdict in plan.warnings:
-            key = key_of(verdict)
+            key = verdict_key(verdict)
             if self.warned.get(key) == verdict.deadline:
                 continue
             self.warned[key] = verdict.deadline  # type: ignore[assignment]  # warnings have one
@@ -73,7 +74,7 @@ class Notices:
             due.append(Verdict("app", action_name, plan.app.idle_seconds, plan.app.deadline, True,
                                plan.app.reason))
         for verdict in due:
-            key = key_of(verdict)
+            key = verdict_key(verdict)
             report_again = dry_run_due(self.dry_run_reported.get(key), self.store.current, now)
             if report_again is None:
                 continue

@@ -44,6 +44,37 @@ def as_utc(value: Any) -> datetime | None:
         return None
 
 
+#: One name for one resource everywhere (per-resource tables, keep-alives, the executor's jobs and
+#: failures, warnings): a kernel's id, "t:<terminal name>", or APP_KEY for the app action.
+ResourceKey = str
+TERMINAL_PREFIX = "t:"
+APP_KEY = "app:"
+
+
+def terminal_key(name: str) -> ResourceKey:
+    return TERMINAL_PREFIX + name
+
+
+def key_of(kind: str, ident: str) -> ResourceKey:
+    """The key of ("kernel", id), ("terminal", name) or ("app", anything)."""
+    if kind == "app":
+        return APP_KEY
+    return terminal_key(ident) if kind == "terminal" else ident
+
+
+def kind_of(key: ResourceKey) -> str:
+    if key == APP_KEY:
+        return "app"
+    return "terminal" if key.startswith(TERMINAL_PREFIX) else "kernel"
+
+
+def ident_of(key: ResourceKey) -> str:
+    """The kernel id or terminal name of `key` ("" for the app)."""
+    if key == APP_KEY:
+        return ""
+    return key[len(TERMINAL_PREFIX):] if key.startswith(TERMINAL_PREFIX) else key
+
+
 class KernelInfo(NamedTuple):
     """The shape of a kernel record. Readers return plain tuples in this order (see K_*)."""
 
@@ -217,9 +248,9 @@ def read_kernels(
 def _terminal_record(name: str, terminal: Any, missing: MissingActivity) -> TerminalInfo:
     last_activity = getattr(terminal, "last_activity", None)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
-        last_activity = as_utc(last_activity) or missing(f"t:{name}")
+        last_activity = as_utc(last_activity) or missing(TERMINAL_PREFIX + name)
     if last_activity is not None and last_activity > LATEST_PLAUSIBLE:
-        last_activity = missing(f"t:{name}")
+        last_activity = missing(TERMINAL_PREFIX + name)
     return (name, last_activity)  # type: ignore[return-value]  # a plain tuple (see K_*)
 
 

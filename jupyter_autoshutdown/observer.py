@@ -30,11 +30,13 @@ from typing import Any, Callable
 from .activity import PeopleActivity
 from .execution import RunningRequests
 from .exemptions import Exemptions
-from .keepalive import KeepAlives, terminal_key
+from .keepalive import KeepAlives
 from .observe import (
+    APP_KEY,
     K_ID,
     T_NAME,
     KernelInfo,
+    ResourceKey,
     Snapshot,
     TerminalInfo,
     is_remote,
@@ -46,6 +48,7 @@ from .observe import (
     read_terminals,
     refresh_remote_kernel,
     refresh_remote_kernels,
+    terminal_key,
 )
 from .schedule import stops_around
 from .telemetry import ErrorLog
@@ -328,9 +331,9 @@ class Observer:
             await asyncio.sleep(self.utilization_interval_seconds)
 
 
-def live_keys(kernels: Collection[KernelInfo], terminals: Collection[TerminalInfo]) -> set[tuple[str, str]]:
-    """The (kind, id) keys of what a snapshot shows, the app included (it is always there)."""
-    keys = {("kernel", kernel[K_ID]) for kernel in kernels}
-    keys |= {("terminal", term[T_NAME]) for term in terminals}
-    keys.add(("app", ""))
+def live_keys(kernels: Collection[KernelInfo], terminals: Collection[TerminalInfo]) -> set[ResourceKey]:
+    """The keys of what a snapshot shows, the app included (it is always there)."""
+    keys = {kernel[K_ID] for kernel in kernels}
+    keys |= {terminal_key(term[T_NAME]) for term in terminals}
+    keys.add(APP_KEY)
     return keys

@@ -59,6 +59,7 @@ from .observe import (
     K_STATE,
     T_LAST_ACTIVITY,
     T_NAME,
+    TERMINAL_PREFIX,
     KernelInfo,
     Snapshot,
     TerminalInfo,
@@ -322,7 +323,7 @@ def _terminal_rule(
     if sig.plain:
         return deadline, limits.terminal_reason
     return _with_signals(
-        "t:" + terminal[T_NAME], last_activity, deadline, limits.terminal_reason, sig, limits
+        TERMINAL_PREFIX + terminal[T_NAME], last_activity, deadline, limits.terminal_reason, sig, limits
     )
 
 

@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .exemptions import OPT_OUT_REFUSED
-from .keepalive import TERMINAL_PREFIX, terminal_key
-from .observe import K_ID, KernelInfo
+from .observe import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
 from .policy import Verdict
 from .service import Service
 
