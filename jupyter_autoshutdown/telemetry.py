@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,18 +66,14 @@ class Events:
 KEPT_ERRORS = 50
 
 
-class ErrorLog:
-    """The last failures, each with its time, for `status` (the observer, jobs and loop add)."""
+class ErrorLog(collections.deque[dict[str, str]]):
+    """The last failures, each with its time, for `status` (the observer, jobs and loop add).
 
-    def __init__(self, clock: Callable[[], datetime], kept: int = KEPT_ERRORS) -> None:
-        self.clock = clock
-        self.entries: collections.deque[dict[str, str]] = collections.deque(maxlen=kept)
+    A deque of {"time", "message"} entries, so it compares, iterates and tests empty as one."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None, kept: int = KEPT_ERRORS) -> None:
+        super().__init__(maxlen=kept)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     def record(self, message: str) -> None:
-        self.entries.append({"time": self.clock().isoformat(), "message": message})
-
-    def __iter__(self) -> Iterator[dict[str, str]]:
-        return iter(list(self.entries))
-
-    def __len__(self) -> int:
-        return len(self.entries)
+        self.append({"time": self.clock().isoformat(), "message": message})
