@@ -25,13 +25,20 @@ const currentNotebook = () => page.locator('.jp-NotebookPanel:not(.lm-mod-hidden
 try {
   const status = page.locator('#jp-main-statusbar .jp-AutoShutdown-status');
   await page.goto(`${url}/lab/tree/a.ipynb?token=${token}`);
-  await status.filter({ hasText: /Kernel stops in/ }).waitFor({ timeout: 60000 });
+  // Text and label read at one moment, once the countdown shows: right after a kernel connects,
+  // JupyterLab's own requests (kernel info, comm info, the debugger's) make it busy for moments,
+  // and a second read could land in one of them.
+  const seen = await (await page.waitForFunction(() => {
+    const node = document.querySelector('#jp-main-statusbar .jp-AutoShutdown-status');
+    return node && /Kernel stops in/.test(node.textContent)
+      ? { text: node.textContent, label: node.getAttribute('aria-label') } : null;
+  }, null, { timeout: 60000 })).jsonValue();
   // The status item is a button with a label, reached by keyboard.
   const statusRole = await status.getAttribute('role');
-  const statusLabel = await status.getAttribute('aria-label');
+  const statusLabel = seen.label;
   const statusTabIndex = await status.evaluate(node => node.tabIndex);
   const icon = await status.locator('svg').count();
-  report('countdown', { text: await status.textContent(), role: statusRole, label: statusLabel,
+  report('countdown', { text: seen.text, role: statusRole, label: statusLabel,
                         tabIndex: statusTabIndex, icon, screenshot: await shot('01-countdown.png') });
 
   // A second notebook, opened now, stays in the background: its kernel is due first.
