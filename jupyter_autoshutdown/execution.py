@@ -22,7 +22,13 @@ receive for `PROBE_AFTER_SECONDS` is sent a shell-channel `kernel_info_request`.
 is served one request at a time, so the reply means every request sent before it has ended; what
 was registered as running before the probe went out is cleared. The probe's own status messages
 are not activity: when the reply comes at once, the kernel's last activity stays what it was
-before the probe (see `probed`). jupyter_server's `execution_state` is not touched.
+before the probe (see `echo`). jupyter_server's `execution_state` is not touched.
+
+Watching is not activity either: ipykernel's XPUB answers each new subscription with an
+`iopub_welcome` message to every subscriber, which jupyter_server records as kernel activity. For
+`WATCH_ECHO_SECONDS` after we subscribe, an activity time is taken as that echo, and the time
+before the subscription is used (so a kernel idle for an hour when the checker starts watching
+is still idle for an hour).
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ PROBE_RESEND_SECONDS = 600.0
 #: jupyter_server records the probe's status messages a little after the reply: that long is
 #: still the probe's.
 PROBE_ECHO_SECONDS = 1.0
+#: After a subscription, activity times this close are the welcome message's echo.
+WATCH_ECHO_SECONDS = 2.0
 
 
 def _utcnow() -> datetime:
@@ -109,9 +117,11 @@ class RunningRequests:
         self.on_change = on_change or (lambda: None)
         #: Kernel ids running at least one request now. Read by observe on every pass.
         self.busy: set[str] = set()
-        #: Kernel id -> (its last activity before a probe answered at once, until when the
-        #: probe's own traffic lasted): activity times up to then are the probe's, not people's.
-        self.probed: dict[str, tuple[Any, datetime]] = {}
+        #: Kernel id -> (its last activity before we subscribed or sent a probe answered at once,
+        #: until when the echo of that lasted): activity times up to then are ours, not the kernel's.
+        self.echo: dict[str, tuple[Any, datetime]] = {}
+        #: Kernel id -> until when a probe answered at once showed jupyter_server's busy stale.
+        self.settled_until: dict[str, datetime] = {}
         self._watches: dict[str, _Watch | None] = {}
         #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
         #: is taken from jupyter_server's state until then.
@@ -173,20 +183,14 @@ class RunningRequests:
 
     def settled(self, kernel_id: str, last_activity: Any) -> bool:
         """True when a probe answered at once and nothing happened on the kernel since."""
-        probed = self.probed.get(kernel_id)
-        if probed is None or not isinstance(last_activity, datetime):
-            return False
-        try:
-            return last_activity <= probed[1]
-        except TypeError:  # a naive time: not ours to compare
-            return False
+        return _within(last_activity, self.settled_until.get(kernel_id))
 
-    def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any:
-        """`last_activity`, or the time before our probe when the probe is all that happened since."""
-        if self.settled(kernel_id, last_activity):
-            before = self.probed[kernel_id][0]
-            if before is not None:
-                return before
+    def activity_without_echo(self, kernel_id: str, last_activity: Any) -> Any:
+        """`last_activity`, or the time before our subscription or probe when their echo is all
+        that happened since."""
+        echo = self.echo.get(kernel_id)
+        if echo is not None and echo[0] is not None and _within(last_activity, echo[1]):
+            return echo[0]
         return last_activity
 
     # ---- watching -------------------------------------------------------------------------
@@ -203,6 +207,8 @@ class RunningRequests:
             self.log.debug("auto-shutdown: cannot watch kernel %s's IOPub: %r", kernel_id, error)
             return None
         watch = _Watch(stream, _pid_of(kernel), kernel)
+        self.echo[kernel_id] = (getattr(kernel, "last_activity", None),
+                                self.clock() + timedelta(seconds=WATCH_ECHO_SECONDS))
         self._unconfirmed.add(kernel_id)
         if getattr(kernel, "execution_state", None) == "busy":
             # Subscribed mid-request: keep it busy until a cell ends.
@@ -275,7 +281,8 @@ class RunningRequests:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
         self._unconfirmed.discard(kernel_id)
-        self.probed.pop(kernel_id, None)
+        self.echo.pop(kernel_id, None)
+        self.settled_until.pop(kernel_id, None)
         if watch is not None:
             self._drop_probe(kernel_id, watch)
             try:
@@ -363,8 +370,9 @@ class RunningRequests:
         if prompt:
             # Nothing ran: the probe's status messages (which jupyter_server counts as activity
             # while it takes the kernel for busy) are not activity.
-            self.probed[kernel_id] = (probe.activity_before,
-                                      answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
+            until = answered_at + timedelta(seconds=PROBE_ECHO_SECONDS)
+            self.echo[kernel_id] = (probe.activity_before, until)
+            self.settled_until[kernel_id] = until
         self.log.info(
             "auto-shutdown: kernel %s was taken for busy but answered a kernel_info_request %s: "
             "%d request(s) it was said to run are over", kernel_id,
@@ -377,6 +385,15 @@ class RunningRequests:
         if probe is not None:
             with contextlib.suppress(Exception):
                 probe.stream.close()
+
+
+def _within(moment: Any, until: datetime | None) -> bool:
+    if until is None or not isinstance(moment, datetime):
+        return False
+    try:
+        return moment <= until
+    except TypeError:  # a naive time: not ours to compare
+        return False
 
 
 def _subscribe_to_status_only(stream: Any) -> None:
