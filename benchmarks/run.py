@@ -186,6 +186,11 @@ async def mass_cull(culler: str, count: int, cpu: dict[str, float] | None = None
     timeout = 1
     kernel_manager = AsyncMappingKernelManager(cull_idle_timeout=timeout, cull_interval=3600)
     ids = await start_kernels(kernel_manager, count)
+    if culler != "builtin":
+        # As in a running server, our monitor watches kernels as they start (observer.refresh);
+        # its subscription's welcome message is then part of their start.
+        monitor = our_monitor(kernel_manager, timeout)
+        await monitor.observer.refresh(lambda: False)
     await wait_settled(kernel_manager, ids, quiet_seconds=timeout + 1.0)
     gc.collect()
     busy_before, total_before = machine_busy_ticks()
@@ -193,7 +198,6 @@ async def mass_cull(culler: str, count: int, cpu: dict[str, float] | None = None
         started = time.perf_counter()
         await kernel_manager.cull_kernels()
     else:
-        monitor = our_monitor(kernel_manager, timeout)
         started = time.perf_counter()
         await monitor.run_pass()
         await monitor.executor.wait()  # the pass hands the shutdowns to tracked tasks

@@ -24,11 +24,12 @@ was registered as running before the probe went out is cleared. The probe's own 
 are not activity: when the reply comes at once, the kernel's last activity stays what it was
 before the probe (see `echo`). jupyter_server's `execution_state` is not touched.
 
-Watching is not activity either: ipykernel's XPUB answers each new subscription with an
-`iopub_welcome` message to every subscriber, which jupyter_server records as kernel activity. For
-`WATCH_ECHO_SECONDS` after we subscribe, an activity time is taken as that echo, and the time
-before the subscription is used (so a kernel idle for an hour when the checker starts watching
-is still idle for an hour).
+One effect of watching: ipykernel's XPUB answers each new subscription topic with an
+`iopub_welcome` message to every subscriber, and jupyter_server counts any message without a
+parent as the kernel's activity. The monitor is woken when a kernel starts and watches it at once,
+so that moment is the kernel's start; a kernel that was already running when the checker started
+(the extension enabled on a running server) counts as active once, when it is first watched, as
+a resource first seen does.
 """
 
 from __future__ import annotations
@@ -68,8 +69,6 @@ PROBE_RESEND_SECONDS = 600.0
 #: jupyter_server records the probe's status messages a little after the reply: that long is
 #: still the probe's.
 PROBE_ECHO_SECONDS = 1.0
-#: After a subscription, activity times this close are the welcome message's echo.
-WATCH_ECHO_SECONDS = 2.0
 
 
 def _utcnow() -> datetime:
@@ -117,8 +116,8 @@ class RunningRequests:
         self.on_change = on_change or (lambda: None)
         #: Kernel ids running at least one request now. Read by observe on every pass.
         self.busy: set[str] = set()
-        #: Kernel id -> (its last activity before we subscribed or sent a probe answered at once,
-        #: until when the echo of that lasted): activity times up to then are ours, not the kernel's.
+        #: Kernel id -> (its last activity before a probe answered at once, until when the probe's
+        #: echo lasted): activity times up to then are the probe's, not the kernel's.
         self.echo: dict[str, tuple[Any, datetime]] = {}
         #: Kernel id -> until when a probe answered at once showed jupyter_server's busy stale.
         self.settled_until: dict[str, datetime] = {}
@@ -186,8 +185,7 @@ class RunningRequests:
         return _within(last_activity, self.settled_until.get(kernel_id))
 
     def activity_without_echo(self, kernel_id: str, last_activity: Any) -> Any:
-        """`last_activity`, or the time before our subscription or probe when their echo is all
-        that happened since."""
+        """`last_activity`, or the time before our probe when its echo is all that happened since."""
         echo = self.echo.get(kernel_id)
         if echo is not None and echo[0] is not None and _within(last_activity, echo[1]):
             return echo[0]
@@ -207,8 +205,6 @@ class RunningRequests:
             self.log.debug("auto-shutdown: cannot watch kernel %s's IOPub: %r", kernel_id, error)
             return None
         watch = _Watch(stream, _pid_of(kernel), kernel)
-        self.echo[kernel_id] = (getattr(kernel, "last_activity", None),
-                                self.clock() + timedelta(seconds=WATCH_ECHO_SECONDS))
         self._unconfirmed.add(kernel_id)
         if getattr(kernel, "execution_state", None) == "busy":
             # Subscribed mid-request: keep it busy until a cell ends.

@@ -232,6 +232,10 @@ class Monitor:
                 self.errors.record(message)
         if self.app.own_schedule() is not None and not snapshot.errors:
             self.app.note_resources(snapshot, now)  # may move its next look to now
+        # Reading and deciding in two steps of the event loop: over thousands of resources each
+        # takes milliseconds, and the server's other work runs between them. The decision is for
+        # `now`, and every shutdown re-checks its target first.
+        await asyncio.sleep(0)
         # Decided after empty_since is updated: the app's idle period may start at this pass.
         plan = decide(snapshot, self.store.current, now, self.app.state(self.empty_since))
         self.log.debug(

@@ -175,8 +175,8 @@ def _kernel_record(
             state = "busy"
         elif state == "busy" and tracking.settled(kernel_id, last_activity):
             state = "idle"  # a probe answered at once: jupyter_server's busy is a lost idle
-        if kernel_id in tracking.echo:
-            # Our subscription's welcome and our probes' status messages are not activity.
+        if tracking.echo and kernel_id in tracking.echo:
+            # Our probes' status messages are not activity.
             last_activity = tracking.activity_without_echo(kernel_id, last_activity)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(kernel_id)

@@ -221,30 +221,3 @@ async def test_a_silent_running_cell_stays_busy_when_probed(jp_serverapp, jp_fet
     finally:
         session.close()
     await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=20, what="the cull once it ended")
-
-
-@pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 0.1, "max_check_interval": 0.5}])
-async def test_watching_a_kernel_is_not_activity(jp_serverapp, jp_fetch, jp_ws_fetch):
-    """ipykernel welcomes each new IOPub subscription with a message jupyter_server counts as
-    activity: a kernel already idle when the checker starts watching keeps its idle time."""
-    kernel_id = await start_kernel(jp_fetch)
-    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
-    try:
-        await session.execute("x = 1")
-    finally:
-        session.close()
-    kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
-    before = kernel.last_activity
-    await asyncio.sleep(2)  # idle for a while before the checker looks
-    extension = await start_extension(jp_serverapp)
-    tracking = extension.monitor.observer.kernel_requests
-    await wait_for(lambda: kernel_id in tracking._watches, what="the kernel watched")
-    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id) or kernel.last_activity > before,
-                   timeout=5, what="the welcome's echo in jupyter_server's activity time")
-    if not kernel_gone(jp_serverapp, kernel_id):
-        row = next(r for r in (await api(jp_fetch, *STATUS))["kernels"] if r["id"] == kernel_id)
-        assert row["last_activity"] == before.isoformat(), (row, before, kernel.last_activity)
-    # Culled one timeout (6 s) after its real last activity, not after the welcome.
-    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=15, what="the cull")
-    late = (extension.monitor.clock() - before).total_seconds() - 6
-    assert late < 1.5, f"culled {late:.1f} s after its deadline"
