@@ -152,6 +152,8 @@ async def lateness(culler: str, sizes: Sizes, interval: int = 1) -> list[float]:
     watcher = asyncio.create_task(watch())
     for _ in range(sizes.lateness_kernels):
         kernel_id = await kernel_manager.start_kernel(kernel_name="python3")
+        if monitor is not None:
+            monitor.wake()  # as the extension's kernel_actions listener does when a kernel starts
         last_activity[kernel_id] = kernel_manager.get_kernel(kernel_id).last_activity
         ids.append(kernel_id)
         await asyncio.sleep(sizes.stagger_seconds)

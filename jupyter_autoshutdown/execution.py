@@ -49,13 +49,12 @@ UNKNOWN_REQUEST = "?"
 #: A kernel that never says idle for requests (lost messages) must not grow without bound.
 MAX_TRACKED_REQUESTS = 256
 #: IOPub topics we read: ipykernel's status (and execute_input, error, debug_event) go out as
-#: "kernel.<ident>.<type>"; "status" for kernels that use the message type as topic. Output topics
-#: ("stream.stdout", ...) are left out. Not the delimiter "<IDS|MSG>" (messages without a topic):
-#: ipykernel's XPUB answers each subscription with a welcome message whose topic is the
-#: subscription, sent to every subscriber, and one topic equal to the delimiter breaks
-#: jupyter_server's own parsing of that message. A kernel we hear nothing from keeps
-#: jupyter_server's state.
-STATUS_TOPICS = (b"kernel.", b"status")
+#: "kernel.<ident>.<type>". Output topics ("stream.stdout", ...) are left out. One topic, so one
+#: welcome message per kernel (see the module docstring). Not the delimiter "<IDS|MSG>" (messages
+#: without a topic): the welcome's topic is the subscription, sent to every subscriber, and one
+#: equal to the delimiter breaks jupyter_server's own parsing of it. A kernel we hear nothing from
+#: keeps jupyter_server's state.
+STATUS_TOPICS = (b"kernel.",)
 #: The msg_id of every probe starts with this.
 PROBE_ID_PREFIX = "jupyter_autoshutdown-probe-"
 #: A kernel taken for busy that sent nothing for this long is probed (see the module docstring).
