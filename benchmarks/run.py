@@ -725,7 +725,8 @@ def table(results: dict[str, Any]) -> str:
         f"{'output storms: busy after the cell ended, max (s)':<{width}} "
         f"{results['iopub_storm_busy_after_end_max_seconds_with']:>14.1f} "
         f"{results['iopub_storm_busy_after_end_max_seconds_without']:>14.1f}   "
-        f"(waits over 2 s: {results['iopub_storm_lost_idles_with']} / {results['iopub_storm_lost_idles_without']}"
+        f"(waits over 2 s: {results['iopub_storm_lost_idles_with']} / "
+        f"{results['iopub_storm_lost_idles_without']}"
         f" of {results['iopub_storms']} storms of {results['iopub_storm_lines']} lines, alternating; "
         f"built-in: jupyter_server's own state, which no one corrects; limit {STORM_BUSY_LIMIT_SECONDS:g} s)")
     return "\n".join(lines)
