@@ -1,0 +1,75 @@
+"""The package keeps DESIGN.md's shape: no import cycle (type-only imports included), a monitor that
+only loops (at most 300 lines), no class over 300 lines but the ExtensionApp, handlers that never
+reach into the app module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_autoshutdown"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The package's modules that `path` imports, at run time or for type checking."""
+    name = module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            candidates = {module} | {f"{module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            candidates = {alias.name for alias in node.names}
+        else:
+            continue
+        found |= {candidate for candidate in candidates if candidate in known and candidate != name}
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {name: imports_of(path, set(paths)) for name, path in paths.items()}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        for target in graph[node]:
+            if target in trail:
+                cycles.append([*trail[trail.index(target):], target])
+            elif target not in done:
+                done.add(target)
+                visit(target, [*trail, target])
+
+    for start in graph:
+        done: set[str] = {start}
+        visit(start, [start])
+    assert not cycles, cycles
+
+
+def test_the_monitor_only_loops_and_classes_stay_small():
+    monitor = PACKAGE / "monitor.py"
+    assert len(monitor.read_text().splitlines()) <= 300
+    large = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and node.name != "AutoShutdown":
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 300:
+                    large.append((module_name(path), node.name, length))
+    assert not large, large
+
+
+def test_handlers_get_the_service_not_the_app():
+    for name in ("handlers.py", "base.py", "status.py", "service.py"):
+        assert not imports_of(PACKAGE / name, {"jupyter_autoshutdown.app"}), name
