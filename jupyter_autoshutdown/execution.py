@@ -22,7 +22,7 @@ receive for `PROBE_AFTER_SECONDS` is sent a shell-channel `kernel_info_request`.
 is served one request at a time, so the reply means every request sent before it has ended; what
 was registered as running before the probe went out is cleared. The probe's own status messages
 are not activity: when the reply comes at once, the kernel's last activity stays what it was
-before the probe (see `echo`). jupyter_server's `execution_state` is not touched.
+before the probe (see `probed`). jupyter_server's `execution_state` is not touched.
 
 One effect of watching: ipykernel's XPUB answers each new subscription topic with an
 `iopub_welcome` message to every subscriber, and jupyter_server counts any message without a
@@ -116,10 +116,9 @@ class RunningRequests:
         #: Kernel ids running at least one request now. Read by observe on every pass.
         self.busy: set[str] = set()
         #: Kernel id -> (its last activity before a probe answered at once, until when the probe's
-        #: echo lasted): activity times up to then are the probe's, not the kernel's.
-        self.echo: dict[str, tuple[Any, datetime]] = {}
-        #: Kernel id -> until when a probe answered at once showed jupyter_server's busy stale.
-        self.settled_until: dict[str, datetime] = {}
+        #: echo lasted): activity times up to then are the probe's, not the kernel's, and a busy
+        #: jupyter_server still shows is a lost idle.
+        self.probed: dict[str, tuple[Any, datetime]] = {}
         self._watches: dict[str, _Watch | None] = {}
         #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
         #: is taken from jupyter_server's state until then.
@@ -181,13 +180,14 @@ class RunningRequests:
 
     def settled(self, kernel_id: str, last_activity: Any) -> bool:
         """True when a probe answered at once and nothing happened on the kernel since."""
-        return _within(last_activity, self.settled_until.get(kernel_id))
+        probed = self.probed.get(kernel_id)
+        return probed is not None and _within(last_activity, probed[1])
 
-    def activity_without_echo(self, kernel_id: str, last_activity: Any) -> Any:
+    def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any:
         """`last_activity`, or the time before our probe when its echo is all that happened since."""
-        echo = self.echo.get(kernel_id)
-        if echo is not None and echo[0] is not None and _within(last_activity, echo[1]):
-            return echo[0]
+        probed = self.probed.get(kernel_id)
+        if probed is not None and probed[0] is not None and _within(last_activity, probed[1]):
+            return probed[0]
         return last_activity
 
     # ---- watching -------------------------------------------------------------------------
@@ -276,10 +276,9 @@ class RunningRequests:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
         self._unconfirmed.discard(kernel_id)
-        self.echo.pop(kernel_id, None)
-        self.settled_until.pop(kernel_id, None)
+        self.probed.pop(kernel_id, None)
         if watch is not None:
-            self._drop_probe(kernel_id, watch)
+            self._drop_probe(watch)
             try:
                 watch.stream.close()
             except Exception as error:
@@ -295,11 +294,10 @@ class RunningRequests:
             except Exception as error:  # probing is a repair: it must never stop
                 self.log.warning("auto-shutdown: probing busy kernels failed: %r", error)
 
-    def probe_quiet_kernels(self, quiet_seconds: float | None = None) -> int:
-        """Probe every kernel taken for busy that has sent nothing for `quiet_seconds` (default
-        PROBE_AFTER_SECONDS); how many were probed."""
-        if quiet_seconds is None:
-            quiet_seconds = PROBE_AFTER_SECONDS
+    def probe_quiet_kernels(self) -> int:
+        """Probe every kernel taken for busy that has sent nothing for PROBE_AFTER_SECONDS; how
+        many were probed."""
+        quiet_seconds = PROBE_AFTER_SECONDS
         now = time.monotonic()
         probes = 0
         for kernel_id, watch in list(self._watches.items()):
@@ -311,7 +309,7 @@ class RunningRequests:
             if watch.probe is not None:
                 if now - watch.probe.sent_monotonic < PROBE_RESEND_SECONDS:
                     continue  # queued behind a running cell: its answer comes when the cell ends
-                self._drop_probe(kernel_id, watch)
+                self._drop_probe(watch)
             if now - watch.last_message < quiet_seconds:
                 continue
             activity = getattr(kernel, "last_activity", None)
@@ -354,7 +352,7 @@ class RunningRequests:
         """Every request registered before the probe went out has ended."""
         if watch.probe is not probe:
             return
-        self._drop_probe(kernel_id, watch)
+        self._drop_probe(watch)
         ended = [request for request, (_, since) in watch.running.items() if since <= probe.sent_monotonic]
         for request in ended:
             del watch.running[request]
@@ -365,9 +363,8 @@ class RunningRequests:
         if prompt:
             # Nothing ran: the probe's status messages (which jupyter_server counts as activity
             # while it takes the kernel for busy) are not activity.
-            until = answered_at + timedelta(seconds=PROBE_ECHO_SECONDS)
-            self.echo[kernel_id] = (probe.activity_before, until)
-            self.settled_until[kernel_id] = until
+            self.probed[kernel_id] = (probe.activity_before,
+                                      answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
         self.log.info(
             "auto-shutdown: kernel %s was taken for busy but answered a kernel_info_request %s: "
             "%d request(s) it was said to run are over", kernel_id,
@@ -375,7 +372,7 @@ class RunningRequests:
         )
         self.on_change()
 
-    def _drop_probe(self, kernel_id: str, watch: _Watch) -> None:
+    def _drop_probe(self, watch: _Watch) -> None:
         probe, watch.probe = watch.probe, None
         if probe is not None:
             with contextlib.suppress(Exception):

@@ -208,11 +208,11 @@ class Monitor:
         self._wake.clear()
         observer = self.observer
         settings = self.store.current
-        observer.remote_fresh_for_seconds = min(
-            self.options.max_check_interval_seconds,
-            settings.idle_timeout_seconds if settings.enabled else float("inf"),
-        )
-        await observer.refresh(self._remote_kernel_due)
+        # Remote records are fresh enough for one check interval (status and deadlines).
+        fresh_for = self.options.max_check_interval_seconds
+        if settings.enabled:
+            fresh_for = min(fresh_for, settings.idle_timeout_seconds)
+        await observer.refresh(self._remote_kernel_due, fresh_for)
         now = self.clock()
         self.keep_alives.expire(now)
         snapshot = observer.snapshot(now, record=True)

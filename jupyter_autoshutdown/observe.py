@@ -152,11 +152,11 @@ class BusyView(Protocol):
     def busy(self) -> Collection[str]: ...
 
     @property
-    def echo(self) -> Mapping[str, Any]: ...
+    def probed(self) -> Mapping[str, Any]: ...
 
     def settled(self, kernel_id: str, last_activity: Any) -> bool: ...
 
-    def activity_without_echo(self, kernel_id: str, last_activity: Any) -> Any: ...
+    def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any: ...
 
 
 def _kernel_record(
@@ -173,11 +173,12 @@ def _kernel_record(
             # A kernel running a request is busy whatever the last status jupyter_server copied
             # (execution.py).
             state = "busy"
-        elif state == "busy" and tracking.settled(kernel_id, last_activity):
-            state = "idle"  # a probe answered at once: jupyter_server's busy is a lost idle
-        if tracking.echo and kernel_id in tracking.echo:
-            # Our probes' status messages are not activity.
-            last_activity = tracking.activity_without_echo(kernel_id, last_activity)
+        elif tracking.probed and kernel_id in tracking.probed:
+            # A probe answered at once: jupyter_server's busy is a lost idle, and the probe's own
+            # status messages are not activity.
+            if state == "busy" and tracking.settled(kernel_id, last_activity):
+                state = "idle"
+            last_activity = tracking.activity_before_probe(kernel_id, last_activity)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(kernel_id)
     if last_activity is not None and last_activity > LATEST_PLAUSIBLE:

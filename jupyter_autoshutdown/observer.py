@@ -145,14 +145,15 @@ class Observer:
 
     # ---- the check pass's I/O --------------------------------------------------------------
 
-    async def refresh(self, remote_needed: Callable[[], bool]) -> None:
+    async def refresh(self, remote_needed: Callable[[], bool], fresh_for_seconds: float = 60.0) -> None:
         """Watch new kernels, list a gateway's kernels when needed, read exemptions.
 
-        `remote_needed`: whether the pass needs fresh remote records although they are younger
-        than `fresh_for` (a remote kernel due or warned about on the records held).
+        A gateway is listed once its records are `fresh_for_seconds` old, or sooner when
+        `remote_needed()` says the pass needs fresh remote records (a remote kernel due or warned
+        about on the records held); never during a failure's backoff.
         """
         self._watch_kernels()
-        if self.remote and self._remote_refresh_due(remote_needed):
+        if self.remote and self._remote_refresh_due(remote_needed, fresh_for_seconds):
             await self._refresh_remote_kernels()
         if self.exemptions is not None:
             await self.refresh_exemptions()
@@ -165,16 +166,13 @@ class Observer:
         except Exception as error:  # watching is an addition: jupyter_server's state still applies
             self.errors.record(f"watching kernels' status messages failed: {error!r}")
 
-    #: Remote records older than this are refreshed whatever the pass needs (status stays fresh).
-    remote_fresh_for_seconds = 60.0
-
-    def _remote_refresh_due(self, remote_needed: Callable[[], bool]) -> bool:
+    def _remote_refresh_due(self, remote_needed: Callable[[], bool], fresh_for_seconds: float) -> bool:
         now = self.clock()
         if self._remote_retry_at is not None:
             return now >= self._remote_retry_at  # failing: ask again only after the backoff
         if self._remote_refreshed_at is None:
             return True
-        if (now - self._remote_refreshed_at).total_seconds() >= self.remote_fresh_for_seconds:
+        if (now - self._remote_refreshed_at).total_seconds() >= fresh_for_seconds:
             return True
         return remote_needed()
 

@@ -185,8 +185,7 @@ async def test_a_lost_idle_is_corrected_and_the_probe_is_not_activity(jp_servera
                    interval=0.25, what="the cull after the probe")
     culled_after = time.monotonic() - lost_at
     assert kernel.execution_state == "busy", "jupyter_server's own state is left as it was"
-    assert kernel_id not in tracking.echo and kernel_id not in tracking.settled_until, \
-        "forgotten with the kernel"
+    assert kernel_id not in tracking.probed, "forgotten with the kernel"
     # The timeout (30 s) counts from the real last activity: the probe (about 15-20 s after the
     # loss) did not restart it.
     real_idle = (extension.monitor.clock() - last_real_activity).total_seconds()
