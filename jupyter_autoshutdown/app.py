@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shlex
 from pathlib import Path
@@ -13,13 +14,17 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 from .actions import (
     BUILTIN_ACTION_NAMES,
     SAGEMAKER_METADATA_PATH,
+    STUDIO_SPACE,
     ActionSettings,
     AppAction,
     NoAction,
     choose_automatically,
     load_action,
+    read_sagemaker_metadata,
+    sagemaker_kind,
 )
 from .activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
+from .activity_file import SAGEMAKER_ACTIVITY_FILE, ActivityFile
 from .exemptions import Exemptions
 from .handlers import default_handlers
 from .monitor import MonitorOptions
@@ -149,6 +154,18 @@ class AutoShutdown(ExtensionApp):
         SAGEMAKER_METADATA_PATH,
         config=True,
         help="""Where SageMaker Studio describes the app this server runs in.""",
+    )
+    sagemaker_activity_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help=f"""A file to keep true to this extension's rules for SageMaker Studio's own idle
+        shutdown: the moment the app was last active (people, kernels, terminals), and the current
+        time, refreshed every 30 s, while a kernel runs code, a kernel is exempt or a keep-alive
+        holds. Studio's idle shutdown (through jupyter-activity-monitor-extension's api/idle)
+        reads {SAGEMAKER_ACTIVITY_FILE}; with this, it never stops a space under a running cell and
+        follows what people do. Default (unset): that file in a Studio JupyterLab space (found from
+        sagemaker_metadata_path), nothing elsewhere. An empty string turns it off.""",
     )
     sagemaker_method = Enum(
         ["auto", "endpoint", "boto3"],
@@ -407,6 +424,15 @@ class AutoShutdown(ExtensionApp):
         # An answered write may release an app action that waited for it.
         self.activity.on_change(self.monitor.wake)
 
+    def activity_file_path(self) -> Path | None:
+        """The activity file to keep, if any (see sagemaker_activity_file)."""
+        if self.sagemaker_activity_file is not None:
+            return Path(self.sagemaker_activity_file).expanduser() if self.sagemaker_activity_file else None
+        metadata = read_sagemaker_metadata(self.sagemaker_metadata_path)
+        if sagemaker_kind(metadata) == STUDIO_SPACE and (metadata or {}).get("AppType") == "JupyterLab":
+            return Path(SAGEMAKER_ACTIVITY_FILE)
+        return None
+
     def _build_service(self, limits: Limits) -> Service:
         monitor = build_monitor(
             serverapp=self.serverapp, store=self.store, action=self._load_app_action(), log=self.log,
@@ -421,8 +447,14 @@ class AutoShutdown(ExtensionApp):
             utilization_interval_seconds=self.utilization_interval,
             options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
         )
+        activity_file = None
+        path = self.activity_file_path()
+        if path is not None:
+            activity_file = ActivityFile(path, clock=monitor.clock, log=self.log, errors=monitor.errors)
+            monitor.on_publish(activity_file.published)
         return Service(
-            store=self.store, monitor=monitor, activity=self.activity, keep_alives=monitor.keep_alives,
+            activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
+            keep_alives=monitor.keep_alives,
             daily_stop_time=self.daily_stop_time or None,
             daily_stop_timezone=self.daily_stop_timezone or None,
             server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
@@ -449,6 +481,10 @@ class AutoShutdown(ExtensionApp):
             # A kernel started or shut down by the user changes the deadlines: re-plan at once.
             event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
         self.monitor.start()
+        if self.service.activity_file is not None:
+            self.service.activity_file.start()
+            self.log.info("auto-shutdown: keeping %s true to these rules for SageMaker's idle shutdown",
+                          self.service.activity_file.path)
         settings = self.store.current
         daily_stop = self.monitor.observer.daily_stop
         self.log.info(
@@ -480,6 +516,11 @@ class AutoShutdown(ExtensionApp):
                 event_logger.remove_listener(
                     schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
                 )
+        service = getattr(self, "service", None)
+        if service is not None and service.activity_file is not None:
+            writer = service.activity_file.stop()
+            if writer is not None:
+                await asyncio.wait({writer}, timeout=5.0)  # bounded: stopping never hangs on it
         monitor = getattr(self, "monitor", None)
         if monitor is not None:
             await monitor.stop()

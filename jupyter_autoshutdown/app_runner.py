@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from .actions import ActionContext, ActionDeferred, AppAction, own_schedule_of
+from .actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
 from .observe import K_ID, T_NAME, Snapshot, terminal_key
 from .policy import AppState, Plan
 from .settings import SettingsStore
@@ -61,6 +61,14 @@ class AppActionRunner:
             return own_schedule_of(self.action)
         except Exception as error:
             self.errors.record(f"asking app action '{self.name}' for its schedule failed: {error!r}")
+            return None
+
+    def description(self) -> str | None:
+        """What the action stops, in words, when it says (see actions.description_of)."""
+        try:
+            return description_of(self.action)
+        except Exception as error:
+            self.errors.record(f"asking app action '{self.name}' what it stops failed: {error!r}")
             return None
 
     def state(self, empty_since: datetime | None) -> AppState:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Callable
@@ -29,7 +29,7 @@ from .keepalive import KeepAlives
 from .notices import Notices
 from .observe import APP_KEY, Snapshot, key_of, terminal_key
 from .observer import REMOTE_FAILED, Observer, live_keys
-from .policy import Explanation, Plan, decide, explain
+from .policy import AppActivity, Explanation, Plan, app_activity, decide, explain
 from .settings import SettingsStore
 from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, ErrorLog, Events
 
@@ -58,6 +58,8 @@ class PassResult:
     checked_at: datetime | None
     plan: Plan | None
     next_check: datetime | None = None
+    #: When the app was last active by our rules, or held now (policy.app_activity).
+    activity: AppActivity | None = None
 
 
 class Monitor:
@@ -94,6 +96,7 @@ class Monitor:
         self.notices = Notices(store=store, clock=self.clock, log=log, events=events)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[PassResult], None]] = []
 
     # ---- what handlers read (the latest published result) ------------------------------------
 
@@ -151,6 +154,10 @@ class Monitor:
                                  task.get_name(), STOP_TIMEOUT_SECONDS)
         await self.executor.stop()
 
+    def on_publish(self, listener: Callable[[PassResult], None]) -> None:
+        """Call `listener` with each pass's result once it is published (it must not block)."""
+        self._listeners.append(listener)
+
     def wake(self) -> None:
         """Run a pass now (settings changed, a kernel started or stopped, a job ended)."""
         self._wake.set()
@@ -165,8 +172,7 @@ class Monitor:
                 self.log.exception("auto-shutdown: check pass failed")
                 self.errors.record(f"check pass failed: {error!r}")
             delay = self._seconds_until_next_check()
-            self.result = PassResult(self.result.count, self.result.checked_at, self.result.plan,
-                                     self.clock() + timedelta(seconds=delay))
+            self.result = replace(self.result, next_check=self.clock() + timedelta(seconds=delay))
             # asyncio.wait, not wait_for: Python 3.11's wait_for can hang when it is cancelled in
             # the same loop step as the wake-up (a job ending as the server stops).
             waiter = asyncio.ensure_future(self._wake.wait())
@@ -244,7 +250,13 @@ class Monitor:
         )
         self.notices.warn(plan)
         acted = self.dispatch(plan, now)
-        self.result = PassResult(self.result.count + 1, now, plan, self.result.next_check)
+        self.result = PassResult(self.result.count + 1, now, plan, self.result.next_check,
+                                 app_activity(snapshot, settings, now))
+        for listener in self._listeners:
+            try:
+                listener(self.result)
+            except Exception:  # a listener's failure is its own, never the pass's
+                self.log.exception("auto-shutdown: a pass result listener failed")
         PASSES.inc()
         LAST_CHECK.set(now.timestamp())
         upcoming = [d for d in (plan.next_deadline, plan.app.deadline) if d is not None and d > now]

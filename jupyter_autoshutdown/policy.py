@@ -407,6 +407,53 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
     return AppVerdict(idle, deadline, now >= deadline, reason, cause)
 
 
+class AppActivity(NamedTuple):
+    """When the app was last active by these rules, for a platform's own idle signal (Studio's
+    activity file): the latest activity of people, kernels and terminals (and their CPU or GPU use
+    when utilization-aware), or `now` while something holds the app."""
+
+    last_active: datetime
+    #: What holds the app, in words ("" when nothing does: then last_active is in the past).
+    held_by: str
+
+
+def app_activity(snapshot: Snapshot, settings: Settings, now: datetime) -> AppActivity:
+    """Pure, like the rest: `now` while a kernel runs a request (unless cull_busy), a kernel is
+    exempt, a keep-alive holds, or a write is in flight; else the latest activity time known."""
+    held = ""
+    for kernel in snapshot.kernels:
+        if kernel[K_ID] in snapshot.exempt:
+            held = f"kernel {kernel[K_ID]} is exempt ({snapshot.exempt[kernel[K_ID]]})"
+            break
+        if kernel[K_STATE] == "busy" and not settings.cull_busy:
+            held = f"kernel {kernel[K_ID]} is running code"
+            break
+    if not held and snapshot.keep_alive_until is not None and snapshot.keep_alive_until > now:
+        held = f"kept alive by a user until {snapshot.keep_alive_until.isoformat()}"
+    if not held:
+        for key, until in snapshot.kept_until.items():
+            if until > now:
+                held = f"{key} kept alive by a user until {until.isoformat()}"
+                break
+    if not held and snapshot.requests_in_flight:
+        held = f"waiting for {snapshot.requests_in_flight[0]} to be answered"
+    if held:
+        return AppActivity(now, held)
+    latest = snapshot.server_last_activity
+    for kernel in snapshot.kernels:
+        last = kernel[K_LAST_ACTIVITY]
+        if last is not None and last > latest:
+            latest = last
+    for terminal in snapshot.terminals:
+        last = terminal[T_LAST_ACTIVITY]
+        if last is not None and last > latest:
+            latest = last
+    for used in snapshot.active_at.values():
+        if used > latest:
+            latest = used
+    return AppActivity(min(latest, now), "")
+
+
 def _own_schedule_verdict(snapshot: Snapshot, now: datetime, app: AppState) -> AppVerdict:
     """An action that follows its own rule runs when it asked to, or at once after a change."""
     deadline = app.own_run_at

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from .actions import AppAction
 from .activity import PeopleActivity
+from .activity_file import ActivityFile
 from .app_runner import AppActionRunner
 from .executor import Executor
 from .exemptions import Exemptions
@@ -33,6 +34,8 @@ class Service:
     daily_stop_timezone: str | None = None
     server_activity: str = "people"
     activity_paths: tuple[str, ...] = ()
+    #: The platform idle-signal file kept true to our rules (activity_file.py), if any.
+    activity_file: ActivityFile | None = None
 
 
 def build_monitor(

@@ -148,9 +148,11 @@ def status_model(service: Service) -> dict[str, Any]:
         "next_daily_stop": iso(snapshot.stop_next),
         "kernels": kernels,
         "terminals": terminals,
+        "activity_file": _activity_file(service),
         "app": {
             "action": app.name,
             "own_schedule": app.own_schedule(),
+            "description": app.description(),
             "last_activity": snapshot.server_last_activity.isoformat(),
             "last_activity_source": snapshot.server_activity_source,
             "requests_in_flight": list(snapshot.requests_in_flight),
@@ -164,4 +166,19 @@ def status_model(service: Service) -> dict[str, Any]:
             "failed_attempts": app_failure.attempts if app_failure else 0,
             "retry_at": iso(app_failure.retry_at) if app_failure else None,
         },
+    }
+
+
+def _activity_file(service: Service) -> dict[str, Any] | None:
+    """What the platform's activity file (activity_file.py) was last given, if one is kept."""
+    writer = service.activity_file
+    if writer is None:
+        return None
+    last = writer.last
+    return {
+        "path": str(writer.path),
+        "written_at": iso(last.at) if last else None,
+        "value": iso(last.value) if last else None,
+        "held_by": last.held_by if last else None,
+        "error": last.error if last else None,
     }

@@ -99,7 +99,8 @@ def test_command_action_without_a_command_is_refused_with_the_trait_to_set():
     [
         ({"metadata"}, {"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}, "sagemaker"),
         (set(), {"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}, "jupyterhub"),
-        ({"notebook instance"}, {}, "none"),
+        ({"notebook instance"}, {}, "sagemaker"),
+        ({"neither"}, {}, "none"),
         (set(), {"JUPYTERHUB_API_URL": "http://hub/api"}, "none"),
         (set(), {}, "none"),
     ],
@@ -110,6 +111,8 @@ def test_auto_picks_sagemaker_then_jupyterhub_then_none(tmp_path, files, environ
         metadata.write_text('{"DomainId": "d-1", "UserProfileName": "u", "AppType": "JupyterServer"}')
     if "notebook instance" in files:  # the same file on a SageMaker notebook instance: no domain
         metadata.write_text('{"ResourceArn": "arn:aws:sagemaker:us-east-1:1:notebook-instance/nb"}')
+    if "neither" in files:  # some other tool's file at that path: neither Studio nor an instance
+        metadata.write_text('{"ResourceArn": "arn:aws:ec2:us-east-1:1:instance/i-1"}')
     settings = ActionSettings(sagemaker_metadata_path=str(metadata), environ=environ)
     chosen, why = choose_automatically(settings)
     assert chosen == expected and why

@@ -211,7 +211,7 @@ async def test_studio_jupyterlab_space_app_stops_itself(jp_serverapp, tmp_path):
 @pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 60}])
 async def test_missing_metadata_is_a_clear_failure(jp_serverapp, tmp_path):
     action = StopStudioApps(ActionSettings(sagemaker_metadata_path=str(tmp_path / "absent.json")))
-    with pytest.raises(Exception, match="cannot read SageMaker Studio metadata"):
+    with pytest.raises(Exception, match="cannot read SageMaker metadata"):
         await action.run(context_for(jp_serverapp))
 
 

@@ -20,22 +20,27 @@ app this server is.
 from __future__ import annotations
 
 import importlib
-import json
-from pathlib import Path
 from typing import Callable
 
 from .base import (
+    NOTEBOOK_INSTANCE,
     SAGEMAKER_METADATA_PATH,
+    STUDIO_CLASSIC,
+    STUDIO_SPACE,
     ActionContext,
     ActionDeferred,
     ActionSettings,
     AppAction,
+    description_of,
     own_schedule_of,
+    read_sagemaker_metadata,
+    sagemaker_kind,
 )
 
 __all__ = [
     "BUILTIN_ACTION_NAMES", "SAGEMAKER_METADATA_PATH", "ActionContext", "ActionDeferred", "ActionSettings",
-    "AppAction", "NoAction", "StopServer", "choose_automatically", "load_action", "own_schedule_of",
+    "AppAction", "NoAction", "StopServer", "choose_automatically", "description_of", "load_action",
+    "own_schedule_of",
 ]
 
 
@@ -79,24 +84,24 @@ def _builtin_actions() -> dict[str, Callable[[ActionSettings], AppAction]]:
 BUILTIN_ACTION_NAMES = ("auto", "none", "server", "jupyterhub", "sagemaker", "command")
 
 
-def _studio_domain(metadata_path: str) -> str | None:
-    # A SageMaker notebook instance writes the same file without a DomainId: not Studio.
-    try:
-        metadata = json.loads(Path(metadata_path).read_text())
-    except (OSError, ValueError):
-        return None
-    return metadata.get("DomainId") if isinstance(metadata, dict) else None
+_WHAT_IT_STOPS = {
+    STUDIO_CLASSIC: "SageMaker Studio Classic metadata found at {path}",
+    STUDIO_SPACE: "SageMaker Studio space metadata found at {path}",
+    NOTEBOOK_INSTANCE: "SageMaker notebook instance metadata found at {path}",
+}
 
 
 def choose_automatically(settings: ActionSettings) -> tuple[str, str]:
-    """The action `auto` stands for here, and why: SageMaker Studio, then JupyterHub, else none."""
-    if _studio_domain(settings.sagemaker_metadata_path):
-        return "sagemaker", f"SageMaker Studio metadata found at {settings.sagemaker_metadata_path}"
+    """The action `auto` stands for here, and why: SageMaker (a Studio app or a notebook
+    instance), then JupyterHub, else none."""
+    kind = sagemaker_kind(read_sagemaker_metadata(settings.sagemaker_metadata_path))
+    if kind is not None:
+        return "sagemaker", _WHAT_IT_STOPS[kind].format(path=settings.sagemaker_metadata_path)
     if settings.environ.get("JUPYTERHUB_API_URL") and (
         settings.environ.get("JUPYTERHUB_API_TOKEN") or settings.environ.get("JPY_API_TOKEN")
     ):
         return "jupyterhub", "running as a JupyterHub single-user server (JUPYTERHUB_API_URL is set)"
-    return "none", "neither SageMaker Studio metadata nor a JupyterHub environment found"
+    return "none", "neither SageMaker metadata nor a JupyterHub environment found"
 
 
 def load_action(spec: str, settings: ActionSettings | None = None) -> AppAction:

@@ -1,7 +1,9 @@
-"""The `sagemaker` action: stop the SageMaker Studio apps this server keeps billing.
+"""The `sagemaker` action: stop what this server keeps billing on SageMaker.
 
-Studio describes the app this server runs in at `/opt/ml/metadata/resource-metadata.json`
-(`DomainId`, `UserProfileName` or `SpaceName`, `AppType`, `ResourceName`, `ResourceArn`).
+SageMaker describes what this server runs in at `/opt/ml/metadata/resource-metadata.json`: for a
+Studio app `DomainId`, `UserProfileName` or `SpaceName`, `AppType`, `ResourceName`, `ResourceArn`;
+for a notebook instance `ResourceArn` (``arn:aws:sagemaker:<region>:<account>:notebook-instance/<name>``)
+and `ResourceName`, with no DomainId.
 
 - Studio Classic (this server is the free `JupyterServer` app): kernels and image terminals run in
   `KernelGateway` apps, which are what costs money. Each follows its own kernels, whatever happens
@@ -17,8 +19,14 @@ Studio describes the app this server runs in at `/opt/ml/metadata/resource-metad
 - Studio (JupyterLab or Code Editor apps in a space): this server's own app is what costs money; the
   action deletes it through boto3, which is what "Stop" does in Studio. The space's storage stays.
 
+- A notebook instance: the action stops the instance itself (StopNotebookInstance, needs
+  `sagemaker:StopNotebookInstance`), as "Stop" does in the console. Its ML storage volume (and so
+  everything under /home/ec2-user/SageMaker) is kept; the instance can be started again.
+
 Deleting a Studio app stops its instance; the user's home directory (EFS or the space's EBS volume)
-is kept. boto3 is an optional extra (`pip install jupyter_autoshutdown[sagemaker]`) and its calls
+is kept. Every refused call (AccessDenied, an API that cannot be reached, no credentials, no boto3)
+fails with one sentence: what was refused, what it needs, what happens meanwhile (`refusal`).
+boto3 is an optional extra (`pip install jupyter_autoshutdown[sagemaker]`) and its calls
 run in a worker thread, never on the event loop.
 """
 
@@ -38,7 +46,15 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 # The package imports this module lazily (in load_action), so the package is loaded by now.
 from ..auth import request_headers
 from ..policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
-from .base import ActionDeferred
+from .base import (
+    NOTEBOOK_INSTANCE,
+    STUDIO_CLASSIC,
+    STUDIO_SPACE,
+    ActionDeferred,
+    read_sagemaker_metadata,
+    region_of,
+    sagemaker_kind,
+)
 
 if TYPE_CHECKING:
     from .base import ActionContext, ActionSettings
@@ -149,48 +165,82 @@ class StopStudioApps:
     # ---- what this server runs in --------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        # Read at run time: a lifecycle script may install us before Studio writes the file.
-        try:
-            metadata = json.loads(self.metadata_path.read_text())
-        except (OSError, ValueError) as error:
+        # Read at run time: a lifecycle script may install us before SageMaker writes the file.
+        metadata = read_sagemaker_metadata(str(self.metadata_path))
+        if metadata is None:
             raise StudioRequestFailed(
-                f"cannot read SageMaker Studio metadata {self.metadata_path}: {error}"
-            ) from error
-        if not isinstance(metadata, dict) or not metadata.get("DomainId"):
-            raise StudioRequestFailed(f"{self.metadata_path} has no DomainId")
+                f"cannot read SageMaker metadata {self.metadata_path}: the 'sagemaker' action only "
+                "works in a SageMaker Studio app or on a notebook instance"
+            )
+        if sagemaker_kind(metadata) is None:
+            raise StudioRequestFailed(
+                f"{self.metadata_path} has no DomainId and no notebook-instance ARN: not a SageMaker "
+                "Studio app or notebook instance"
+            )
         return metadata
 
-    def own_schedule(self) -> str | None:
-        """Studio Classic's KernelGateway apps follow their own kernels (see the module's doc)."""
+    def _known_metadata(self) -> dict[str, Any] | None:
+        """The metadata, read once it exists (looked for again every METADATA_RETRY_SECONDS)."""
         if self._cached_metadata is None and time.monotonic() >= self._metadata_retry_at:
             try:
                 self._cached_metadata = self.metadata()
             except StudioRequestFailed:
                 self._metadata_retry_at = time.monotonic() + METADATA_RETRY_SECONDS
-        metadata = self._cached_metadata
-        if metadata is None or metadata.get("AppType", CLASSIC_APP_TYPE) != CLASSIC_APP_TYPE:
-            return None
-        return CLASSIC_SCHEDULE
+        return self._cached_metadata
+
+    def own_schedule(self) -> str | None:
+        """Studio Classic's KernelGateway apps follow their own kernels (see the module's doc)."""
+        return CLASSIC_SCHEDULE if sagemaker_kind(self._known_metadata()) == STUDIO_CLASSIC else None
+
+    def describe(self) -> str:
+        """What the action stops, as the rest of a sentence (the front end's app line)."""
+        metadata = self._known_metadata()
+        kind = sagemaker_kind(metadata)
+        if kind == NOTEBOOK_INSTANCE:
+            return "this SageMaker notebook instance stops (its ML storage volume is kept)"
+        if kind == STUDIO_SPACE:
+            app_type = (metadata or {}).get("AppType", "JupyterLab")
+            return f"this Studio space's {app_type} app stops (the space's storage is kept)"
+        if kind == STUDIO_CLASSIC:
+            return "idle KernelGateway apps are deleted (your files stay)"
+        return "this SageMaker Studio app or notebook instance stops (your files stay)"
+
+    def _meanwhile(self, metadata: dict[str, Any]) -> str:
+        kind = sagemaker_kind(metadata)
+        what = {NOTEBOOK_INSTANCE: "the notebook instance keeps running",
+                STUDIO_SPACE: f"this space's {metadata.get('AppType', 'JupyterLab')} app keeps running",
+                }.get(str(kind), "the KernelGateway apps keep running")
+        return f"{what} (and billing) and auto-shutdown tries again with backoff"
 
     async def _call(self, metadata: dict[str, Any], operation: str, **request: Any) -> Any:
-        """One SageMaker API call, in a worker thread: boto3 blocks (and so does making a client)."""
+        """One SageMaker API call, in a worker thread: boto3 blocks (and so does making a client).
+        A refusal becomes StudioRequestFailed with the sentence `refusal` makes."""
 
         def call() -> Any:
             if self._client is None:
-                arn = str(metadata.get("ResourceArn", ""))
-                region = arn.split(":")[3] if arn.count(":") >= 5 else None
-                self._client = self.client_factory(region or None)
+                self._client = self.client_factory(region_of(metadata))
             return getattr(self._client, operation)(**request)
 
-        return await asyncio.to_thread(call)
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as error:
+            raise StudioRequestFailed(refusal(operation, error, self._meanwhile(metadata))) from error
 
     # ---- run -----------------------------------------------------------------------------
 
     async def run(self, context: ActionContext) -> str:
         metadata = self._cached_metadata = self.metadata()
-        if metadata.get("AppType", CLASSIC_APP_TYPE) == CLASSIC_APP_TYPE:
+        kind = sagemaker_kind(metadata)
+        if kind == NOTEBOOK_INSTANCE:
+            return await self._stop_notebook_instance(metadata)
+        if kind == STUDIO_CLASSIC:
             return await self._stop_kernel_gateway_apps(context, metadata)
         return await self._stop_own_app(metadata)
+
+    async def _stop_notebook_instance(self, metadata: dict[str, Any]) -> str:
+        name = str(metadata.get("ResourceName") or str(metadata["ResourceArn"]).rsplit("/", 1)[-1])
+        await self._call(metadata, "stop_notebook_instance", NotebookInstanceName=name)
+        return f"stopping this notebook instance '{name}' (its ML storage volume is kept)"
 
     async def _stop_own_app(self, metadata: dict[str, Any]) -> str:
         request = {
@@ -341,10 +391,38 @@ async def _apps_in_use(context: ActionContext, apps: list[StudioApp]) -> set[str
 
 
 def _boto3_client(region: str | None) -> Any:
-    try:
-        import boto3
-    except ImportError as error:
-        raise StudioRequestFailed(
-            "the SageMaker API needs boto3: pip install 'jupyter_autoshutdown[sagemaker]'"
-        ) from error
+    import boto3  # optional: a missing boto3 is explained by `refusal`
+
     return boto3.client("sagemaker", region_name=region)
+
+
+def _api_name(operation: str) -> str:
+    """boto3's method name as the API (and IAM) names it: stop_notebook_instance -> StopNotebookInstance."""
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def refusal(operation: str, error: BaseException, meanwhile: str) -> str:
+    """One sentence for a failed SageMaker call: what was refused, what it needs, what happens
+    meanwhile. botocore's exceptions are recognised by name: boto3 is optional."""
+    api = _api_name(operation)
+    names = {cls.__name__ for cls in type(error).__mro__}
+    response = getattr(error, "response", None)
+    code = str(((response or {}).get("Error") or {}).get("Code", "")) if isinstance(response, dict) else ""
+    if isinstance(error, ImportError):
+        return (f"SageMaker {api} was not called: the SageMaker API needs boto3, which is not installed "
+                f"(pip install 'jupyter_autoshutdown[sagemaker]'); {meanwhile}.")
+    if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+        return (f"SageMaker refused {api} ({code}): the execution role needs the IAM permission "
+                f"sagemaker:{api}; {meanwhile}.")
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
+                 "ReadTimeoutError"}:
+        return (f"SageMaker {api} could not reach the SageMaker API ({error}): without internet access "
+                "the VPC needs an interface endpoint for com.amazonaws.<region>.api.sagemaker (or a NAT "
+                f"gateway); {meanwhile}.")
+    if names & {"NoCredentialsError", "PartialCredentialsError", "NoRegionError"}:
+        return (f"SageMaker {api} was not called: {error} (the execution role's credentials and region "
+                f"come from the instance's environment); {meanwhile}.")
+    if code:
+        message = str(((response or {}).get("Error") or {}).get("Message", "")) or str(error)
+        return f"SageMaker refused {api} ({code}: {message}); {meanwhile}."
+    return f"SageMaker {api} failed ({error!r}); {meanwhile}."

@@ -1,0 +1,128 @@
+"""SageMaker as it runs today: notebook instances and Studio spaces, through the real boto3 against
+a local endpoint speaking SageMaker's JSON protocol (fake_sagemaker.py). Studio's own idle
+shutdown signal: tests/test_studio_activity.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+
+import pytest
+from fake_sagemaker import ACCOUNT, FakeSageMaker
+from helpers import api, extension_of, start_extension, wait_for, wait_passes
+
+from jupyter_autoshutdown.actions import ActionContext
+from jupyter_autoshutdown.actions.sagemaker import StopStudioApps
+from jupyter_autoshutdown.activity_file import parse_timestamp, write_unless_later
+
+STATUS = ("autoshutdown", "api", "status")
+TIMEOUT_MINUTES = 0.05  # 3 s
+NOTEBOOK_INSTANCE = {
+    "ResourceArn": f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:notebook-instance/my-notebook",
+    "ResourceName": "my-notebook",
+}
+SPACE = {
+    "DomainId": "d-space123", "SpaceName": "alice-space", "UserProfileName": "alice",
+    "AppType": "JupyterLab", "ResourceName": "default",
+    "ResourceArn": f"arn:aws:sagemaker:us-west-2:{ACCOUNT}:app/d-space123/alice-space/jupyterlab/default",
+}
+
+
+@pytest.fixture
+def sagemaker(monkeypatch):
+    fake = FakeSageMaker()
+    for name, value in fake.environ().items():
+        monkeypatch.setenv(name, value)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def metadata():
+    return NOTEBOOK_INSTANCE
+
+
+@pytest.fixture
+def autoshutdown_config(tmp_path, metadata):
+    path = tmp_path / "resource-metadata.json"
+    path.write_text(json.dumps(metadata))
+    return {"idle_timeout": TIMEOUT_MINUTES, "app_action": "auto", "sagemaker_metadata_path": str(path),
+            "max_check_interval": 0.5, "sagemaker_activity_file": str(tmp_path / "last-active")}
+
+
+async def app_status(jp_fetch):
+    return (await api(jp_fetch, *STATUS))["app"]
+
+
+async def test_an_idle_notebook_instance_stops_itself_once(sagemaker, jp_serverapp, jp_fetch):
+    extension = await start_extension(jp_serverapp)
+    assert extension.monitor.app.name == "sagemaker"  # `auto` found the notebook instance
+    await wait_for(lambda: sagemaker.operations("StopNotebookInstance"), timeout=30,
+                   what="StopNotebookInstance")
+    assert sagemaker.operations("StopNotebookInstance") == [{"NotebookInstanceName": "my-notebook"}]
+    assert sagemaker.regions[-1] == "eu-west-1"  # from the ARN, not the environment's us-east-1
+    app = await app_status(jp_fetch)
+    assert "ML storage volume is kept" in app["last_result"]
+    assert app["description"] == "this SageMaker notebook instance stops (its ML storage volume is kept)"
+    await wait_passes(extension, 4)
+    assert len(sagemaker.operations("StopNotebookInstance")) == 1  # once, until new activity
+
+
+@pytest.mark.parametrize(("metadata", "operation"), [(NOTEBOOK_INSTANCE, "StopNotebookInstance"),
+                                                     (SPACE, "DeleteApp")])
+async def test_a_refused_call_says_which_permission_it_needs(sagemaker, jp_serverapp, jp_fetch, operation):
+    sagemaker.refuse[operation] = "AccessDeniedException"
+    await start_extension(jp_serverapp)
+    app = await wait_for(lambda: _failed(jp_fetch), timeout=30, what=f"the refused {operation}")
+    sentence = app["last_error"]
+    assert f"SageMaker refused {operation} (AccessDeniedException)" in sentence
+    assert f"needs the IAM permission sagemaker:{operation}" in sentence
+    assert "keeps running (and billing) and auto-shutdown tries again with backoff" in sentence
+    assert app["retry_at"] and app["failed_attempts"] >= 1
+    status = await api(jp_fetch, *STATUS)
+    assert any(f"sagemaker:{operation}" in error["message"] for error in status["errors"])
+    # Allowed again: the retry goes through, once.
+    del sagemaker.refuse[operation]
+    await wait_for(lambda: _succeeded(jp_fetch), timeout=60, what=f"{operation} after the refusal")
+    calls = sagemaker.operations(operation)
+    assert calls[-1] == ({"NotebookInstanceName": "my-notebook"} if operation == "StopNotebookInstance" else
+                         {"DomainId": "d-space123", "SpaceName": "alice-space", "AppType": "JupyterLab",
+                          "AppName": "default"})
+
+
+async def _failed(jp_fetch):
+    app = await app_status(jp_fetch)
+    return app if app["last_error"] else None
+
+
+async def _succeeded(jp_fetch):
+    app = await app_status(jp_fetch)
+    return app if app["last_result"] and not app["last_error"] else None
+
+
+async def test_an_unreachable_api_and_a_missing_boto3_are_explained(sagemaker, jp_serverapp, jp_fetch,
+                                                                      monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:9")  # nothing listens there
+    await start_extension(jp_serverapp)
+    app = await wait_for(lambda: _failed(jp_fetch), timeout=60, what="the unreachable API")
+    assert "could not reach the SageMaker API" in app["last_error"]
+    assert "interface endpoint for com.amazonaws.<region>.api.sagemaker" in app["last_error"]
+
+    action = StopStudioApps(extension_of(jp_serverapp).action_settings())
+    monkeypatch.setitem(sys.modules, "boto3", None)  # fault injection: boto3 not installed
+    with pytest.raises(Exception, match=r"needs boto3, which is not installed .*notebook instance keeps"):
+        await action.run(ActionContext(jp_serverapp, jp_serverapp.log, 10.0, 3.0))
+
+
+# ---- Studio's own idle shutdown: the activity file ------------------------------------------
+
+
+def test_the_file_is_written_atomically_and_never_moved_earlier(tmp_path):
+    path = tmp_path / "stamp"
+    later = datetime(2026, 12, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    assert write_unless_later(path, later) == later
+    assert path.read_text() == "2026-12-01T12:00:00.500000Z"  # the format Studio's reader parses
+    earlier = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
+    assert write_unless_later(path, earlier) == later and parse_timestamp(path.read_text()) == later
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stamp"]  # no temporary file left
