@@ -28,9 +28,11 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -132,14 +134,24 @@ def _safe_running_servers() -> list[dict[str, Any]]:
         return []
 
 
+def on_loopback(url: str) -> bool:
+    """A server on this machine (its own self-signed certificate is then expected: SageMaker
+    notebook instances serve Jupyter over HTTPS on localhost:8443)."""
+    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+
 def call(server: Server, method: str, path: str, *, body: Any = None, timeout: float = 10.0,
          missing_ok: bool = False) -> requests.Response:
     """One authenticated request; raises ClientError with the right exit code on failure."""
+    loopback = on_loopback(server.url)
     try:
-        response = (server.session or requests).request(
-            method, server.route(path), json=body, headers=request_headers(server.token),
-            timeout=timeout,
-        )
+        with warnings.catch_warnings():
+            if loopback:  # urllib3's InsecureRequestWarning: this machine's own certificate
+                warnings.simplefilter("ignore")
+            response = (server.session or requests).request(
+                method, server.route(path), json=body, headers=request_headers(server.token),
+                timeout=timeout, verify=not loopback,
+            )
     except requests.ConnectionError as error:
         raise ClientError(EXIT_NO_SERVER, f"no server answers at {server.url} ({error})") from None
     except requests.RequestException as error:

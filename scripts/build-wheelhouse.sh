@@ -3,7 +3,9 @@
 #
 #   scripts/build-wheelhouse.sh DIR [--python PATH] [-- EXTRA_REQUIREMENTS...]
 #
-# then, on a machine without internet:  ./install.sh --wheelhouse DIR
+# then, on a machine without internet:  bash DIR/install.sh --wheelhouse DIR
+# (or a lifecycle script of scripts/lifecycle/, which runs exactly that). install.sh and the
+# original's helper scripts are copied into DIR, so the wheelhouse is all a machine needs.
 # Build it with the same Python version and platform as the target machine.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,4 +26,6 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$dir"
 "$python" -m pip wheel --quiet --wheel-dir "$dir" "$here" ${extra[@]+"${extra[@]}"}
+cp "$here/install.sh" "$here/check_idle_timeout_configuration.py" "$dir/"
+cp "$here/scripts/set-time-interval.sh" "$dir/"
 echo "wheelhouse ready: $dir ($(ls "$dir" | wc -l) wheels)"

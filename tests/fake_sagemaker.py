@@ -29,7 +29,7 @@ class FakeSageMaker:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 operation = str(self.headers.get("X-Amz-Target", "")).rpartition(".")[2]

@@ -3,6 +3,7 @@ checker, the fleet check, and install.sh in a fresh virtual environment, offline
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -235,6 +236,114 @@ def test_install_restart_command_waits_until_the_server_answers(home, wheelhouse
         if pid_file.exists():
             pid = int(pid_file.read_text())
             os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+
+
+# ---- SageMaker lifecycle configurations (scripts/lifecycle/), against a stand-in layout --------
+
+LCC = REPO / "scripts" / "lifecycle"
+#: SageMaker's limit on a lifecycle configuration's content (Studio and notebook instances).
+LCC_LIMIT = 16384
+
+
+def run_lcc(script, home, **settings):
+    """A lifecycle script as the platform runs it: bash, `set -e`, no index at all."""
+    env = {**isolated_env(home), "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, **settings}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(["bash", str(LCC / script)], capture_output=True, text=True, env=env,
+                          timeout=400)
+
+
+def token_less_settings(url):
+    return requests.get(f"{url}/sagemaker-studio-autoshutdown/idle_checker", timeout=10).json()
+
+
+@pytest.mark.timeout(900)
+def test_studio_jupyterlab_lcc_installs_offline_and_is_idempotent(home, wheelhouse, fresh_venv, tmp_path):
+    assert (LCC / "studio-jupyterlab.sh").stat().st_size <= LCC_LIMIT
+    log_file = tmp_path / "app_container.log"
+    settings = {"WHEELHOUSE": str(wheelhouse), "PYTHON": str(fresh_venv), "TIMEOUT_IN_MINS": "15",
+                "SUPERVISORCTL": "false",  # no supervisord here: the server starts after the LCC
+                "LOG_FILE": str(log_file)}
+    for _ in range(2):  # every app start runs it again
+        result = run_lcc("studio-jupyterlab.sh", home, **settings)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert log_file.read_text().count("auto-shutdown LCC: done") == 2
+    # The server Studio starts next: token-less at /jupyterlab/default/, with the LCC's timeout.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/jupyterlab/default"
+    server = subprocess.Popen(
+        [str(fresh_venv), "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
+         "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.base_url=/jupyterlab/default/", f"--ServerApp.root_dir={home}"],
+        env=isolated_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_answering(url)
+        assert token_less_settings(url)["idle_time"] == 900
+        helper = home / ".auto-shutdown" / "set-time-interval.sh"
+        retuned = run([helper, "20"], home)
+        assert retuned.returncode == 0, retuned.stdout + retuned.stderr
+        assert token_less_settings(url)["idle_time"] == 1200
+        check = run([fresh_venv, wheelhouse / "check_idle_timeout_configuration.py"], home)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _wait_answering(url, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/api/status", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no server answered at {url} within {timeout} s")
+
+
+@pytest.mark.timeout(900)
+def test_notebook_instance_lcc_installs_offline_and_restarts_the_server(home, wheelhouse, fresh_venv,
+                                                                          tmp_path):
+    assert (LCC / "notebook-instance.sh").stat().st_size <= LCC_LIMIT
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    pid_file = tmp_path / "jupyter-server.pid"
+    # The stand-in for `systemctl restart jupyter-server`: stop the server if it runs, start it.
+    restart = tmp_path / "restart-jupyter-server"
+    restart.write_text(f"""#!/bin/bash
+if [ -f {pid_file} ]; then
+  pid=$(cat {pid_file}); kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+fi
+nohup {fresh_venv} -m jupyter_server --port={port} --ip=127.0.0.1 --no-browser --allow-root \\
+  --IdentityProvider.token= --ServerApp.password= --ServerApp.root_dir={home} \\
+  >> {tmp_path / 'jupyter-server.log'} 2>&1 &
+echo $! > {pid_file}
+""")
+    restart.chmod(0o755)
+    settings = {"WHEELHOUSE": str(wheelhouse), "PYTHON": str(fresh_venv), "TIMEOUT_IN_MINS": "30",
+                "NOTEBOOK_USER": subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip(),
+                "RESTART_COMMAND": str(restart)}
+    try:
+        for minutes in ("30", "35"):  # every instance start runs it again
+            result = run_lcc("notebook-instance.sh", home, **{**settings, "TIMEOUT_IN_MINS": minutes})
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "restarting the Jupyter server" in result.stdout
+            _wait_answering(url)
+            assert token_less_settings(url)["idle_time"] == int(minutes) * 60
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:

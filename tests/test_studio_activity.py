@@ -69,7 +69,8 @@ def server_extensions(activity_monitor):  # on sys.path before the server loads 
 async def idle_seconds_per_studio(jp_fetch) -> float:
     """What Studio's idle shutdown sees: now minus api/idle's lastActiveTimestamp."""
     reply = await api(jp_fetch, "api", "idle")
-    last = datetime.strptime(reply["lastActiveTimestamp"], "%Y-%m-%dT%H:%M:%S.%fz").replace(tzinfo=timezone.utc)
+    last = datetime.strptime(reply["lastActiveTimestamp"], "%Y-%m-%dT%H:%M:%S.%fz")
+    last = last.replace(tzinfo=timezone.utc)
     return (datetime.now(timezone.utc) - last).total_seconds()
 
 
