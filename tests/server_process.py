@@ -100,20 +100,22 @@ class ServerProcess(_Process):
 
 class StudioClassicServer(_Process):
     """A server as SageMaker Studio Classic runs it: no token, no password, base URL
-    /jupyter/default/ (Studio's proxy authenticates; here nothing does)."""
+    /jupyter/default/ (Studio's proxy authenticates; here nothing does). Studio spaces run
+    JupyterLab the same way at /jupyterlab/default/ (`base_url`)."""
 
     token = ""
     health_path = "api/status"
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, base_url: str = "/jupyter/default/",
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/jupyter/default"
+        self.url = f"http://127.0.0.1:{self.port}{base_url.rstrip('/')}"
         super().__init__(home, [
             sys.executable, "-m", "jupyter_server", f"--port={self.port}", "--ip=127.0.0.1",
             "--no-browser", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
-            "--ServerApp.base_url=/jupyter/default/", "--ServerApp.disable_check_xsrf=False",
+            f"--ServerApp.base_url={base_url}", "--ServerApp.disable_check_xsrf=False",
             f"--ServerApp.root_dir={home}", *args,
-        ])
+        ], env={**isolated_env(home), **(env or {})})
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, f"{self.url}/{path}", timeout=10, **kwargs)

@@ -5,17 +5,23 @@ shutdown signal: tests/test_studio_activity.py."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
+import requests
 from fake_sagemaker import ACCOUNT, FakeSageMaker
 from helpers import api, extension_of, start_extension, wait_for, wait_passes
+from server_process import StudioClassicServer, isolated_env
 
 from jupyter_autoshutdown.actions import ActionContext
 from jupyter_autoshutdown.actions.sagemaker import StopStudioApps
 from jupyter_autoshutdown.activity_file import parse_timestamp, write_unless_later
 
+REPO = Path(__file__).resolve().parent.parent
 STATUS = ("autoshutdown", "api", "status")
 TIMEOUT_MINUTES = 0.05  # 3 s
 NOTEBOOK_INSTANCE = {
@@ -126,3 +132,45 @@ def test_the_file_is_written_atomically_and_never_moved_earlier(tmp_path):
     earlier = datetime(2026, 12, 1, 11, 0, tzinfo=timezone.utc)
     assert write_unless_later(path, earlier) == later and parse_timestamp(path.read_text()) == later
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stamp"]  # no temporary file left
+
+
+# ---- a Studio space as it runs: token-less JupyterLab at /jupyterlab/default/ ----------------
+
+
+@pytest.fixture
+def space_server(home, tmp_path, sagemaker):
+    path = tmp_path / "space-metadata.json"
+    path.write_text(json.dumps(SPACE))
+    server = StudioClassicServer(
+        home, "--AutoShutdown.idle_timeout=60", "--AutoShutdown.max_check_interval=0.5",
+        f"--AutoShutdown.sagemaker_metadata_path={path}",
+        f"--AutoShutdown.sagemaker_activity_file={tmp_path / 'last-active'}",
+        base_url="/jupyterlab/default/", env=sagemaker.environ())
+    yield server
+    server.stop()
+
+
+def test_a_studio_space_culls_stops_its_app_and_takes_our_scripts(space_server, sagemaker, home, tmp_path):
+    env = {**isolated_env(home), "AUTOSHUTDOWN_PYTHON": sys.executable}
+    url = space_server.url
+    # First a kernel (a timeout of 3 s with nothing left would stop the app at once), started as
+    # a page would (no token: its own matching XSRF cookie and header).
+    xsrf = {"cookies": {"_xsrf": "space-test"}, "headers": {"X-XSRFToken": "space-test"}}
+    kernel = requests.post(f"{url}/api/kernels", json={"name": "python3"}, timeout=60, **xsrf).json()
+    retune = subprocess.run([str(REPO / "scripts" / "set-time-interval.sh"), "0.05", "--url", url],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert retune.returncode == 0, retune.stdout + retune.stderr
+    check = subprocess.run([sys.executable, str(REPO / "check_idle_timeout_configuration.py"), "--url", url],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not sagemaker.operations("DeleteApp"):
+        time.sleep(0.2)
+    assert sagemaker.operations("DeleteApp") == [{"DomainId": "d-space123", "SpaceName": "alice-space",
+                                                  "AppType": "JupyterLab", "AppName": "default"}]
+    assert requests.get(f"{url}/api/kernels", timeout=10).json() == []  # culled before
+    assert sagemaker.regions[-1] == "us-west-2"
+    status = requests.get(f"{url}/autoshutdown/api/status", timeout=10).json()
+    assert "JupyterLab app 'default'" in status["app"]["last_result"], status["app"]
+    assert f"kernel {kernel['id']}" in space_server.output()  # its cull is logged
+    assert (tmp_path / "last-active").exists()  # Studio's idle signal, kept meanwhile
