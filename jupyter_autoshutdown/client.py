@@ -376,6 +376,78 @@ def check_studio(sagemaker: Any, domains: list[str], region: str, timeout: float
         ))
 
 
+# ---- SageMaker Studio spaces (today's Studio: a JupyterLab app per space) ---------------------
+
+#: Where a space's JupyterLab answers once a presigned URL has opened it in a browser session.
+SPACE_URL = "https://{domain}.studio.{region}.sagemaker.aws/jupyterlab/default/"
+#: A space without an InService JupyterLab app bills nothing: reported OK, as "stopped".
+STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class StudioSpace:
+    domain: str
+    space: str
+    owner: str | None
+    #: The space's JupyterLab app as ListApps shows it (None: it has none).
+    app: dict[str, Any] | None
+
+
+def studio_spaces(sagemaker: Any, domains: list[str]) -> list[StudioSpace]:
+    """Every space of `domains` (every domain of the region when empty) with its JupyterLab app."""
+    if not domains:
+        domains = [d["DomainId"] for d in _pages(sagemaker.list_domains, "Domains")]
+    spaces = []
+    for domain in domains:
+        apps = {app.get("SpaceName"): app
+                for app in _pages(sagemaker.list_apps, "Apps", DomainIdEquals=domain)
+                if app.get("AppType") == "JupyterLab" and app.get("Status") not in ("Deleted", "Failed")}
+        for item in _pages(sagemaker.list_spaces, "Spaces", DomainIdEquals=domain):
+            name = item["SpaceName"]
+            owner = (item.get("OwnershipSettingsSummary") or {}).get("OwnerUserProfileName")
+            spaces.append(StudioSpace(domain, name, owner, apps.get(name)))
+    return spaces
+
+
+def check_studio_space(sagemaker: Any, space: StudioSpace, region: str, timeout: float,
+                       space_url: str = SPACE_URL) -> Health:
+    """A space with a running JupyterLab app: opened with a presigned URL, then checked; what the
+    API shows when its server cannot be reached from outside."""
+    label = f"{space.domain}/{space.space}"
+    app = space.app
+    if app is None or app.get("Status") != "InService":
+        state = app.get("Status") if app else "no JupyterLab app"
+        return Health(EXIT_OK, f"{STOPPED}: {state} (nothing runs, nothing bills)",
+                      {"server": label, "state": STOPPED})
+    shown = f"JupyterLab app '{app.get('AppName')}' InService since {app.get('CreationTime')}"
+    if not space.owner:
+        return Health(EXIT_NO_SERVER, f"{shown}; a shared space has no owner profile to open it "
+                      "with a presigned URL, so its server cannot be checked from outside: run "
+                      "`python -m jupyter_autoshutdown.client check` in the space", {"server": label})
+    try:
+        authorized = sagemaker.create_presigned_domain_url(
+            DomainId=space.domain, UserProfileName=space.owner, SpaceName=space.space,
+            LandingUri="app:JupyterLab:", ExpiresInSeconds=60,
+        )["AuthorizedUrl"]
+        session = requests.Session()
+        session.get(authorized, timeout=timeout).raise_for_status()
+    except Exception as error:
+        return Health(EXIT_NO_SERVER, f"{shown}; cannot open it from outside ({error})", {"server": label})
+    url = space_url.format(domain=space.domain, region=region)
+    health = check_health(Server(_with_slash(url), "", session=session, label=label), timeout)
+    if health.code != EXIT_OK:
+        return Health(health.code, f"{shown}; {health.message}", health.data)
+    return health
+
+
+def check_studio_spaces(sagemaker: Any, domains: list[str], region: str, timeout: float,
+                        space_url: str = SPACE_URL, workers: int = 16) -> list[Health]:
+    spaces = studio_spaces(sagemaker, domains)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spaces) or 1))) as pool:
+        return list(pool.map(
+            lambda space: check_studio_space(sagemaker, space, region, timeout, space_url), spaces))
+
+
 def _sagemaker_client(region: str | None) -> Any:
     try:
         import boto3
@@ -423,8 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
                               nargs="?", const="",
                               help="check every user profile of this SageMaker Studio (Classic) domain; "
                                    "without an id, every domain of the region (needs boto3)")
-    fleet_parser.add_argument("--region", help="AWS region of --sagemaker-domain (default: boto3's)")
+    fleet_parser.add_argument("--sagemaker-spaces", action="append", default=None, metavar="DOMAIN_ID",
+                              nargs="?", const="",
+                              help="check every space of this SageMaker Studio domain (its JupyterLab "
+                                   "app); without an id, every domain of the region (needs boto3)")
+    fleet_parser.add_argument("--region", help="AWS region of --sagemaker-domain/--sagemaker-spaces "
+                                               "(default: boto3's)")
     fleet_parser.add_argument("--studio-url", default=STUDIO_URL, help=argparse.SUPPRESS)
+    fleet_parser.add_argument("--space-url", default=SPACE_URL, help=argparse.SUPPRESS)
     fleet_parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     fleet_parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
@@ -476,18 +554,22 @@ def _run_fleet(args: argparse.Namespace) -> int:
             raise ClientError(EXIT_USAGE, "--hub-url needs --hub-token or JUPYTERHUB_API_TOKEN")
         servers.extend(hub_servers(args.hub_url, token, args.hub_public_url, args.timeout))
     studio_domains = [d for d in args.sagemaker_domain or [] if d]
-    if not servers and args.sagemaker_domain is None:
-        raise ClientError(EXIT_USAGE, "no servers to check: use --server, --servers, --hub-url "
-                                      "or --sagemaker-domain")
+    if not servers and args.sagemaker_domain is None and args.sagemaker_spaces is None:
+        raise ClientError(EXIT_USAGE, "no servers to check: use --server, --servers, --hub-url, "
+                                      "--sagemaker-domain or --sagemaker-spaces")
     results = check_fleet(servers, args.timeout) if servers else []
-    if args.sagemaker_domain is not None:
+    if args.sagemaker_domain is not None or args.sagemaker_spaces is not None:
         sagemaker = _sagemaker_client(args.region)
         region = args.region or sagemaker.meta.region_name
-        results += check_studio(sagemaker, studio_domains, region, args.timeout, args.studio_url)
+        if args.sagemaker_domain is not None:
+            results += check_studio(sagemaker, studio_domains, region, args.timeout, args.studio_url)
+        if args.sagemaker_spaces is not None:
+            results += check_studio_spaces(sagemaker, [d for d in args.sagemaker_spaces if d], region,
+                                           args.timeout, args.space_url)
     failing = [health for health in results if health.code != EXIT_OK]
     if args.json:
         print(json.dumps([{"server": h.data.get("server"), "healthy": h.code == EXIT_OK,
-                           "state": STUDIO_STATES.get(h.code, "failed"),
+                           "state": h.data.get("state") or STUDIO_STATES.get(h.code, "failed"),
                            "exit_code": h.code, "message": h.message} for h in results], indent=2))
     else:
         for health in results:

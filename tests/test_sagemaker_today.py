@@ -174,3 +174,38 @@ def test_a_studio_space_culls_stops_its_app_and_takes_our_scripts(space_server, 
     assert "JupyterLab app 'default'" in status["app"]["last_result"], status["app"]
     assert f"kernel {kernel['id']}" in space_server.output()  # its cull is logged
     assert (tmp_path / "last-active").exists()  # Studio's idle signal, kept meanwhile
+
+
+def test_fleet_check_across_a_domains_spaces(space_server, sagemaker, capsys):
+    from jupyter_autoshutdown import client
+
+    created = 1764547200.0  # what the JSON protocol sends for a timestamp
+    sagemaker.replies.update({
+        "ListSpaces": {"Spaces": [
+            {"DomainId": "d-space123", "SpaceName": "alice-space",
+             "OwnershipSettingsSummary": {"OwnerUserProfileName": "alice"}},
+            {"DomainId": "d-space123", "SpaceName": "idle-space",
+             "OwnershipSettingsSummary": {"OwnerUserProfileName": "bob"}},
+            {"DomainId": "d-space123", "SpaceName": "team-space"},  # shared: no owner
+        ]},
+        "ListApps": {"Apps": [
+            {"DomainId": "d-space123", "SpaceName": "alice-space", "AppType": "JupyterLab",
+             "AppName": "default", "Status": "InService", "CreationTime": created},
+            {"DomainId": "d-space123", "SpaceName": "idle-space", "AppType": "JupyterLab",
+             "AppName": "default", "Status": "Deleted", "CreationTime": created},
+            {"DomainId": "d-space123", "SpaceName": "team-space", "AppType": "JupyterLab",
+             "AppName": "default", "Status": "InService", "CreationTime": created},
+        ]},
+        # Opening the space in a browser session lands on its JupyterLab.
+        "CreatePresignedDomainUrl": lambda body: {"AuthorizedUrl": f"{space_server.url}/lab"},
+    })
+    code = client.main(["fleet", "--sagemaker-spaces", "d-space123", "--region", "us-west-2", "--json",
+                        "--space-url", f"{space_server.url}/"])
+    report = {item["server"]: item for item in json.loads(capsys.readouterr().out)}
+    assert code == 1  # the shared space cannot be checked from outside
+    assert report["d-space123/alice-space"]["state"] == "OK", report
+    assert report["d-space123/idle-space"]["state"] == "stopped"
+    assert report["d-space123/team-space"]["state"] == "unreachable"
+    assert "InService since" in report["d-space123/team-space"]["message"]
+    (presigned,) = sagemaker.operations("CreatePresignedDomainUrl")
+    assert presigned["SpaceName"] == "alice-space" and presigned["UserProfileName"] == "alice"
