@@ -27,6 +27,10 @@ export interface IAppStatus {
   /** Set when the action follows its own rule (Studio Classic's apps), not the server's idleness. */
   own_schedule?: string | null;
   last_run_at?: string | null;
+  /** Why the last run failed, in one sentence (a refused SageMaker call names its permission). */
+  last_error?: string | null;
+  /** What the action stops, as the rest of a sentence, when the server says. */
+  description?: string | null;
 }
 
 /** The operator's bounds on the timeout (minutes; 0: no bound). */
@@ -180,12 +184,16 @@ export function statusText(status: IStatus | null, current: ICurrentKernel | nul
   const serverStops = status.app.action !== 'none' && !status.app.own_schedule;
   if (status.kernels.length === 0 && status.terminals.length === 0 && serverStops) {
     const left = secondsUntil(status.app.action_at, now);
+    if (status.app.last_error && (left === null || left <= 0)) {
+      // Refused (a missing permission, say): it is retried; the sentence says what it needs.
+      return { text: 'Server: stop failed', title: `Auto-shutdown could not stop it: ${status.app.last_error}` };
+    }
     if (left !== null) {
       return left <= 0
         ? { text: 'Server stopping now', title: `Auto-shutdown is running '${status.app.action}'.` }
         : {
             text: `Server stops in ${formatDuration(left)}`,
-            title: `Nothing is running: ${describeAction(status.app.action)} at ${formatClock(status.app.action_at!)} unless someone uses it.`
+            title: `Nothing is running: ${describeAction(status.app)} at ${formatClock(status.app.action_at!)} unless someone uses it.`
           };
     }
     if (status.app.last_run_at) {
@@ -198,12 +206,16 @@ export function statusText(status: IStatus | null, current: ICurrentKernel | nul
   }
   return {
     text: `Timeout ${timeout}`,
-    title: `Kernels and terminals idle for ${timeout} are shut down; then ${describeAction(status.app.action)}.`
+    title: `Kernels and terminals idle for ${timeout} are shut down; then ${describeAction(status.app)}.`
   };
 }
 
-/** The app action in plain words, as the rest of a sentence. */
-export function describeAction(action: string): string {
+/** The app action in plain words, as the rest of a sentence (the server's own words first). */
+export function describeAction(app: Pick<IAppStatus, 'action' | 'description'>): string {
+  if (app.description) {
+    return app.description;
+  }
+  const action = app.action;
   switch (action) {
     case 'none':
       return 'the server itself keeps running';

@@ -207,11 +207,11 @@ function Summary({ status, model, views }: { status: IStatus; model: AutoShutdow
     } else if (app.own_schedule) {
       return `${app.own_schedule}.`;
     } else if (left !== null) {
-      return `Nothing is left: ${describeAction(app.action)} at ${formatLocalTime(app.action_at, now)} (in ${formatDuration(left)}) unless someone uses it.`;
+      return `Nothing is left: ${describeAction(app)} at ${formatLocalTime(app.action_at, now)} (in ${formatDuration(left)}) unless someone uses it.`;
     } else if (app.last_run_at) {
       return `'${app.action}' ran at ${formatLocalTime(app.last_run_at, now)}; it runs again after new activity.`;
     }
-    return `When nothing is left and nobody uses the server for ${formatMinutes(settings.idle_timeout_minutes)}, ${describeAction(app.action)}.`;
+    return `When nothing is left and nobody uses the server for ${formatMinutes(settings.idle_timeout_minutes)}, ${describeAction(app)}.`;
   };
   return (
     <div className="jp-AutoShutdown-summary">
@@ -222,6 +222,11 @@ function Summary({ status, model, views }: { status: IStatus; model: AutoShutdow
       <p>
         <Countdown views={views} model={model} text={server} />
       </p>
+      {app.last_error && (
+        <p className="jp-AutoShutdown-app-error" role="alert">
+          The last attempt failed: {app.last_error}
+        </p>
+      )}
     </div>
   );
 }

@@ -99,6 +99,27 @@ describe('statusText', () => {
     expect(text(empty, null)).toBe('Server stops in 2 min');
     expect(statusText(empty, null, NOW).title).toContain('this Jupyter server stops');
   });
+  it("uses the server's own words for what stops, and says when stopping was refused", () => {
+    const notebook = status({
+      app: {
+        action: 'sagemaker',
+        action_at: at(90),
+        reason: '',
+        description: 'this SageMaker notebook instance stops (its ML storage volume is kept)'
+      }
+    });
+    expect(statusText(notebook, null, NOW).title).toContain('notebook instance stops (its ML storage volume is kept)');
+    const refused = status({
+      app: {
+        action: 'sagemaker',
+        action_at: at(-30),
+        reason: '',
+        last_error: 'SageMaker refused StopNotebookInstance (AccessDeniedException): the execution role needs ...'
+      }
+    });
+    expect(text(refused, null)).toBe('Server: stop failed');
+    expect(statusText(refused, null, NOW).title).toContain('needs');
+  });
   it('says when the app action ran and waits for new activity', () => {
     const ran = status({ app: { action: 'command', action_at: null, reason: '', last_run_at: at(-5) } });
     expect(text(ran, null)).toMatch(/^Server: 'command' ran at \d\d:\d\d$/);
