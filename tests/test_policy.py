@@ -267,3 +267,51 @@ def test_each_verdict_carries_its_cause():
     (verdict,) = decide(stopped, settings, NOW, AppState("none")).kernels_to_cull
     assert verdict.cause is Cause.DAILY_STOP
     assert kernel_verdict(stopped.kernels[0], settings, NOW, stopped).cause is Cause.DAILY_STOP
+
+
+# ---- app_activity: what Studio's activity file is given (activity_file.py) -------------------
+
+
+def test_app_activity_is_the_latest_activity_or_now_while_something_holds_the_app():
+    from jupyter_autoshutdown.policy import app_activity
+
+    start = NOW - timedelta(hours=2)
+    idle = KernelInfo("k-idle", "python3", "idle", NOW - timedelta(minutes=30), 0)
+    terminal = TerminalInfo("1", NOW - timedelta(minutes=10))
+    base = Snapshot((idle,), (terminal,), server_last_activity=start)
+    settings = Settings()
+    # Nothing holds: the latest of people, kernels and terminals (and CPU/GPU use).
+    assert app_activity(base, settings, NOW) == (NOW - timedelta(minutes=10), "")
+    used = Snapshot((idle,), (terminal,), server_last_activity=start,
+                    active_at={"k-idle": NOW - timedelta(minutes=1)})
+    assert app_activity(used, settings, NOW).last_active == NOW - timedelta(minutes=1)
+    # A running request (a silent cell), an exemption, a keep-alive, a write in flight: now.
+    busy = KernelInfo("k-busy", "python3", "busy", NOW - timedelta(hours=1), 0)
+    held = app_activity(Snapshot((idle, busy), (), server_last_activity=start), settings, NOW)
+    assert held == (NOW, "kernel k-busy is running code")
+    assert app_activity(Snapshot((idle, busy), (), server_last_activity=start),
+                        Settings(cull_busy=True), NOW).held_by == ""  # culled anyway: not held
+    exempt = Snapshot((idle,), (), server_last_activity=start, exempt={"k-idle": "exempt by name"})
+    assert app_activity(exempt, settings, NOW).held_by.startswith("kernel k-idle is exempt")
+    kept = Snapshot((), (), server_last_activity=start, keep_alive_until=NOW + timedelta(minutes=5))
+    assert app_activity(kept, settings, NOW).last_active == NOW
+    expired = Snapshot((), (), server_last_activity=start, keep_alive_until=NOW - timedelta(minutes=5))
+    assert app_activity(expired, settings, NOW) == (start, "")
+    one_kept = Snapshot((), (terminal,), server_last_activity=start,
+                        kept_until={"t:1": NOW + timedelta(minutes=5)})
+    assert "t:1 kept alive" in app_activity(one_kept, settings, NOW).held_by
+    writing = Snapshot((), (), server_last_activity=start, requests_in_flight=("POST api/kernels",))
+    assert app_activity(writing, settings, NOW).held_by == "waiting for POST api/kernels to be answered"
+    # Never later than now (a clock a little ahead in a record).
+    ahead = Snapshot((), (TerminalInfo("2", NOW + timedelta(seconds=3)),), server_last_activity=start)
+    assert app_activity(ahead, settings, NOW).last_active == NOW
+
+
+@given(snapshots, settings_strategy)
+def test_app_activity_is_never_after_now_and_now_exactly_when_held(snapshot, settings):
+    from jupyter_autoshutdown.policy import app_activity
+
+    activity = app_activity(snapshot, settings, NOW)
+    assert activity.last_active <= NOW
+    if activity.held_by:
+        assert activity.last_active == NOW
