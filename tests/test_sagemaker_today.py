@@ -209,3 +209,26 @@ def test_fleet_check_across_a_domains_spaces(space_server, sagemaker, capsys):
     assert "InService since" in report["d-space123/team-space"]["message"]
     (presigned,) = sagemaker.operations("CreatePresignedDomainUrl")
     assert presigned["SpaceName"] == "alice-space" and presigned["UserProfileName"] == "alice"
+
+
+def test_each_kind_of_refusal_is_one_sentence_naming_what_it_needs():
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    from jupyter_autoshutdown.actions.sagemaker import refusal
+
+    meanwhile = "the notebook instance keeps running (and billing) and auto-shutdown tries again with backoff"
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                         "StopNotebookInstance")
+    assert refusal("stop_notebook_instance", denied, meanwhile) == (
+        "SageMaker refused StopNotebookInstance (AccessDeniedException): the execution role needs the "
+        f"IAM permission sagemaker:StopNotebookInstance; {meanwhile}.")
+    unreachable = EndpointConnectionError(endpoint_url="https://api.sagemaker.eu-west-1.amazonaws.com/")
+    assert "interface endpoint for com.amazonaws.<region>.api.sagemaker" in refusal(
+        "delete_app", unreachable, meanwhile)
+    assert "Unable to locate credentials" in refusal("delete_app", NoCredentialsError(), meanwhile)
+    other = ClientError({"Error": {"Code": "ValidationException", "Message": "Status is Stopping"}},
+                        "StopNotebookInstance")
+    assert refusal("stop_notebook_instance", other, meanwhile) == (
+        f"SageMaker refused StopNotebookInstance (ValidationException: Status is Stopping); {meanwhile}.")
+    for sentence in (refusal("delete_app", error, meanwhile) for error in (denied, unreachable, other)):
+        assert sentence.count(". ") == 0 and sentence.endswith(f"{meanwhile}.")
