@@ -480,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(set_parser)
 
     check_parser = commands.add_parser("check", help="print the settings and whether the checker is healthy")
-    check_parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    check_parser.add_argument("--json", action="store_true",
+                              help="print JSON: the idle_checker route's fields (idle_time, "
+                                   "keep_terminals, count, ...) at the top level, with healthy, "
+                                   "exit_code, message, server, and the native status under 'status'")
     _add_server_options(check_parser)
 
     fleet_parser = commands.add_parser("fleet", help="check many servers at once")
@@ -529,8 +532,12 @@ def _run_check(args: argparse.Namespace) -> int:
     else:
         health = check_health(server, args.timeout)
     if args.json:
-        print(json.dumps({"healthy": health.code == EXIT_OK, "exit_code": health.code,
-                          "message": health.message, **health.data}, indent=2))
+        # The compat GET's own fields at the top level (`... --json | jq .count` works as with
+        # the original's route), then the verdict, then the native status under "status".
+        data = dict(health.data)
+        compat = data.pop("idle_checker", None) or {}
+        print(json.dumps({**compat, "healthy": health.code == EXIT_OK, "exit_code": health.code,
+                          "message": health.message, **data}, indent=2))
     elif health.data.get("idle_checker") is None:
         print(f"error: {health.message}", file=sys.stderr)
     else:
