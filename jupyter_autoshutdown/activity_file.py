@@ -106,12 +106,16 @@ class ActivityFile:
                 self._published.set()
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.activity_file")
 
-    def stop(self) -> asyncio.Task[None] | None:
-        """Cancel the writer; the task to wait for (the monitor's stop waits with a bound)."""
+    async def stop(self, timeout_seconds: float = 5.0) -> None:
+        """Cancel the writer and wait for it, boundedly: stopping the server never hangs on it."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-        return task
+        if task is None:
+            return
+        task.cancel()
+        _, pending = await asyncio.wait({task}, timeout=timeout_seconds)
+        if pending:
+            self.log.warning("auto-shutdown: the activity file writer did not stop within %g s",
+                             timeout_seconds)
 
     async def _loop(self) -> None:
         while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shlex
 from pathlib import Path
@@ -137,9 +136,10 @@ class AutoShutdown(ExtensionApp):
         help=f"""What runs once no kernels or terminals remain and the server has been idle for
         idle_timeout: one of {', '.join(BUILTIN_ACTION_NAMES)}, or the import path of a class
         ('package.module:ClassName'). 'server' stops this Jupyter server; 'jupyterhub' asks the hub
-        to stop this single-user server; 'sagemaker' deletes idle SageMaker Studio apps; 'command'
-        runs app_command. 'auto' picks 'sagemaker' when Studio's metadata file exists, 'jupyterhub'
-        when the hub's environment is set, else 'none'.""",
+        to stop this single-user server; 'sagemaker' deletes idle SageMaker Studio apps or stops
+        this notebook instance; 'command' runs app_command. 'auto' picks 'sagemaker' when
+        SageMaker's metadata file describes a Studio app or a notebook instance, 'jupyterhub' when
+        the hub's environment is set, else 'none'.""",
     )
     app_command = Union(
         [Unicode(), List(Unicode())],
@@ -153,7 +153,7 @@ class AutoShutdown(ExtensionApp):
     sagemaker_metadata_path = Unicode(
         SAGEMAKER_METADATA_PATH,
         config=True,
-        help="""Where SageMaker Studio describes the app this server runs in.""",
+        help="""Where SageMaker describes the Studio app or notebook instance this server runs in.""",
     )
     sagemaker_activity_file = Unicode(
         None,
@@ -161,11 +161,12 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help=f"""A file to keep true to this extension's rules for SageMaker Studio's own idle
         shutdown: the moment the app was last active (people, kernels, terminals), and the current
-        time, refreshed every 30 s, while a kernel runs code, a kernel is exempt or a keep-alive
-        holds. Studio's idle shutdown (through jupyter-activity-monitor-extension's api/idle)
-        reads {SAGEMAKER_ACTIVITY_FILE}; with this, it never stops a space under a running cell and
-        follows what people do. Default (unset): that file in a Studio JupyterLab space (found from
-        sagemaker_metadata_path), nothing elsewhere. An empty string turns it off.""",
+        time, refreshed every 30 s, while a kernel runs code, a kernel is exempt, a keep-alive
+        holds or a write is in flight. Studio's idle shutdown (through
+        jupyter-activity-monitor-extension's api/idle) reads {SAGEMAKER_ACTIVITY_FILE}; with this,
+        it never stops a space under a running cell and follows what people do. Default (unset):
+        that file in a Studio JupyterLab space (found from sagemaker_metadata_path), nothing
+        elsewhere. An empty string turns it off.""",
     )
     sagemaker_method = Enum(
         ["auto", "endpoint", "boto3"],
@@ -518,9 +519,7 @@ class AutoShutdown(ExtensionApp):
                 )
         service = getattr(self, "service", None)
         if service is not None and service.activity_file is not None:
-            writer = service.activity_file.stop()
-            if writer is not None:
-                await asyncio.wait({writer}, timeout=5.0)  # bounded: stopping never hangs on it
+            await service.activity_file.stop()
         monitor = getattr(self, "monitor", None)
         if monitor is not None:
             await monitor.stop()

@@ -23,6 +23,7 @@ Exit codes (the same for every command):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -145,7 +146,9 @@ def call(server: Server, method: str, path: str, *, body: Any = None, timeout: f
     """One authenticated request; raises ClientError with the right exit code on failure."""
     loopback = on_loopback(server.url)
     try:
-        with warnings.catch_warnings():
+        # Only around a loopback request: catch_warnings swaps process-wide state, and the fleet
+        # check calls from many threads (to servers elsewhere, certificates checked).
+        with warnings.catch_warnings() if loopback else contextlib.nullcontext():
             if loopback:  # urllib3's InsecureRequestWarning: this machine's own certificate
                 warnings.simplefilter("ignore")
             response = (server.session or requests).request(

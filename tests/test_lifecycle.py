@@ -142,6 +142,24 @@ def test_fleet_check_lists_the_server_without_the_extension(home, tmp_path):
 # ---- install.sh in a fresh virtual environment, offline -------------------------------------
 
 
+def stop_process_in(pid_file):
+    """Stop the server a restart command started in the background (its pid in `pid_file`)."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)  # never outlives the test session
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory):
     directory = tmp_path_factory.mktemp("wheelhouse")
@@ -234,16 +252,7 @@ def test_install_restart_command_waits_until_the_server_answers(home, wheelhouse
                              headers={"Authorization": f"token {TOKEN}"}, timeout=10).json()
         assert reply["idle_time"] == 180
     finally:
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
+        stop_process_in(pid_file)
 
 
 # ---- SageMaker lifecycle configurations (scripts/lifecycle/), against a stand-in layout --------
@@ -295,7 +304,11 @@ def test_studio_jupyterlab_lcc_installs_offline_and_is_idempotent(home, wheelhou
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 def _wait_answering(url, timeout=90):
@@ -341,14 +354,4 @@ echo $! > {pid_file}
             _wait_answering(url)
             assert token_less_settings(url)["idle_time"] == int(minutes) * 60
     finally:
-        if pid_file.exists():
-            pid = int(pid_file.read_text())
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
+        stop_process_in(pid_file)

@@ -207,9 +207,12 @@ class StopStudioApps:
 
     def _meanwhile(self, metadata: dict[str, Any]) -> str:
         kind = sagemaker_kind(metadata)
-        what = {NOTEBOOK_INSTANCE: "the notebook instance keeps running",
-                STUDIO_SPACE: f"this space's {metadata.get('AppType', 'JupyterLab')} app keeps running",
-                }.get(str(kind), "the KernelGateway apps keep running")
+        if kind == NOTEBOOK_INSTANCE:
+            what = "the notebook instance keeps running"
+        elif kind == STUDIO_SPACE:
+            what = f"this space's {metadata.get('AppType', 'JupyterLab')} app keeps running"
+        else:
+            what = "the KernelGateway apps keep running"
         return f"{what} (and billing) and auto-shutdown tries again with backoff"
 
     async def _call(self, metadata: dict[str, Any], operation: str, **request: Any) -> Any:
@@ -406,8 +409,9 @@ def refusal(operation: str, error: BaseException, meanwhile: str) -> str:
     meanwhile. botocore's exceptions are recognised by name: boto3 is optional."""
     api = _api_name(operation)
     names = {cls.__name__ for cls in type(error).__mro__}
-    response = getattr(error, "response", None)
-    code = str(((response or {}).get("Error") or {}).get("Code", "")) if isinstance(response, dict) else ""
+    response = getattr(error, "response", None)  # botocore's ClientError: {"Error": {"Code", "Message"}}
+    details = (response.get("Error") or {}) if isinstance(response, dict) else {}
+    code = str(details.get("Code", ""))
     if isinstance(error, ImportError):
         return (f"SageMaker {api} was not called: the SageMaker API needs boto3, which is not installed "
                 f"(pip install 'jupyter_autoshutdown[sagemaker]'); {meanwhile}.")
@@ -423,6 +427,6 @@ def refusal(operation: str, error: BaseException, meanwhile: str) -> str:
         return (f"SageMaker {api} was not called: {error} (the execution role's credentials and region "
                 f"come from the instance's environment); {meanwhile}.")
     if code:
-        message = str(((response or {}).get("Error") or {}).get("Message", "")) or str(error)
+        message = str(details.get("Message", "")) or str(error)
         return f"SageMaker refused {api} ({code}: {message}); {meanwhile}."
     return f"SageMaker {api} failed ({error!r}); {meanwhile}."
