@@ -27,8 +27,7 @@ from .activity_file import SAGEMAKER_ACTIVITY_FILE, ActivityFile
 from .exemptions import Exemptions
 from .handlers import default_handlers
 from .monitor import MonitorOptions
-from .observer import DailyStop
-from .schedule import parse_stop_time, parse_zone
+from .schedule import ScheduleError, parse_stop_time
 from .service import Service, build_monitor
 from .settings import (
     IDLE_TYPES,
@@ -38,6 +37,7 @@ from .settings import (
     SettingsStore,
     StateFile,
     default_state_path,
+    parse_daily_stop,
     parse_minutes,
 )
 from .telemetry import Events
@@ -88,6 +88,23 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Operator limit: whether keep_this_kernel() is honoured. When False, a kernel that
         called it is shut down like any other, and status says its opt-out was ignored.""",
+    )
+    allow_user_daily_stop = Bool(
+        False,
+        config=True,
+        help="""Operator limit: whether users may move or clear the daily stop time (and its time
+        zone) at run time, through PATCH autoshutdown/api/settings and the panel's form. The
+        configured daily_stop_time is the default, and what resetting the user's time (DELETE)
+        brings back. When False, such changes are refused with 403, and a saved user time is
+        ignored at start.""",
+    )
+    unsaved_grace_minutes = Float(
+        5.0,
+        config=True,
+        help="""Before the app action runs, open pages of this front end save the documents they
+        hold with unsaved changes. A document that cannot be saved (read-only, a conflict, an
+        error) holds the app action for at most this many minutes, then it runs anyway. 0: never
+        wait.""",
     )
     keep_terminals = Bool(
         False,
@@ -271,7 +288,8 @@ class AutoShutdown(ExtensionApp):
         "",
         config=True,
         help="""A local time of day ('22:00') at which everything not busy is shut down and the app
-        action runs, whatever the idle time. Empty: no daily stop.""",
+        action runs, whatever the idle time. Empty: no daily stop. Users may move it at run time
+        only where allow_user_daily_stop is True.""",
     )
     daily_stop_timezone = Unicode(
         "",
@@ -285,7 +303,8 @@ class AutoShutdown(ExtensionApp):
         Empty: <jupyter data dir>/jupyter_autoshutdown/state.json.""",
     )
 
-    @validate("idle_timeout", "starting_timeout", "min_idle_timeout", "max_idle_timeout")
+    @validate("idle_timeout", "starting_timeout", "min_idle_timeout", "max_idle_timeout",
+              "unsaved_grace_minutes")
     def _validate_minutes(self, proposal: Any) -> float:
         try:
             return parse_minutes(proposal["trait"].name, proposal["value"])
@@ -302,7 +321,7 @@ class AutoShutdown(ExtensionApp):
     def _validate_stop_time(self, proposal: Any) -> str:
         try:
             parse_stop_time(proposal["value"])
-        except SettingsError as error:
+        except ScheduleError as error:
             from traitlets import TraitError
 
             raise TraitError(str(error)) from None
@@ -331,7 +350,19 @@ class AutoShutdown(ExtensionApp):
             starting_timeout_minutes=self.starting_timeout,
             idle_type=self.idle_type,
             warning_minutes=max(0.0, self.warning_minutes),
+            unsaved_grace_minutes=self.unsaved_grace_minutes,
+            **self._configured_daily_stop(),
         )
+
+    def _configured_daily_stop(self) -> dict[str, str]:
+        """The configured daily stop, or none where its time zone is unknown (logged)."""
+        try:
+            parse_daily_stop(self.daily_stop_time, self.daily_stop_timezone)
+        except ValueError as error:
+            self.log.error("auto-shutdown: %s; no daily stop", error)
+            return {}
+        return {"daily_stop_time": self.daily_stop_time.strip(),
+                "daily_stop_timezone": self.daily_stop_timezone.strip()}
 
     def limits(self) -> Limits:
         low, high = self.min_idle_timeout, self.max_idle_timeout
@@ -347,6 +378,7 @@ class AutoShutdown(ExtensionApp):
             max_idle_timeout_minutes=high,
             allow_disable=self.allow_disable,
             allow_user_exemptions=self.allow_user_exemptions,
+            allow_user_daily_stop=self.allow_user_daily_stop,
         )
 
     def action_settings(self) -> ActionSettings:
@@ -384,17 +416,6 @@ class AutoShutdown(ExtensionApp):
         if not settings.get("terminals_available"):
             return None
         return settings.get("terminal_manager")
-
-    def _daily_stop(self) -> DailyStop | None:
-        stop = parse_stop_time(self.daily_stop_time)
-        if stop is None:
-            return None
-        try:
-            zone = parse_zone(self.daily_stop_timezone)
-        except SettingsError as error:
-            self.log.error("auto-shutdown: %s; no daily stop", error)
-            return None
-        return DailyStop(stop, zone, f"{self.daily_stop_time} {self.daily_stop_timezone or 'local time'}")
 
     def _sampler(self) -> UtilizationSampler | None:
         if not self.utilization_aware:
@@ -441,7 +462,7 @@ class AutoShutdown(ExtensionApp):
             server_activity=self.server_activity,
             exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths,
                                   honour_opt_outs=limits.allow_user_exemptions),
-            sampler=self._sampler(), daily_stop=self._daily_stop(), events=Events(self.serverapp, self.log),
+            sampler=self._sampler(), events=Events(self.serverapp, self.log),
             max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
             app_action_timeout_seconds=self.app_action_timeout,
             max_concurrent_shutdowns=self.max_concurrent_shutdowns,
@@ -456,8 +477,6 @@ class AutoShutdown(ExtensionApp):
         return Service(
             activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
             keep_alives=monitor.keep_alives,
-            daily_stop_time=self.daily_stop_time or None,
-            daily_stop_timezone=self.daily_stop_timezone or None,
             server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
         )
 
@@ -487,7 +506,7 @@ class AutoShutdown(ExtensionApp):
             self.log.info("auto-shutdown: keeping %s true to these rules for SageMaker's idle shutdown",
                           self.service.activity_file.path)
         settings = self.store.current
-        daily_stop = self.monitor.observer.daily_stop
+        daily_stop = settings.daily_stop
         self.log.info(
             "auto-shutdown: active: idle_timeout %g min%s, keep_terminals %s, cull_busy %s, "
             "cull_connected %s, idle_type %s, server_activity %s, app action '%s'%s, state file %s%s%s",

@@ -7,7 +7,9 @@ activity, so polling `status` never keeps a server alive.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -16,7 +18,7 @@ from tornado import web
 from .activity import MAX_REPORTED_IDLE_SECONDS
 from .base import AutoShutdownHandler
 from .keepalive import KeepAliveRefused, terminal_key
-from .settings import SettingsError, parse_minutes
+from .settings import SettingsError, SettingsForbidden, parse_minutes
 from .status import compat_model, keep_alive_model, settings_model, status_model
 
 SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
@@ -28,6 +30,9 @@ STATUS_ROUTE = "autoshutdown/api/status"
 KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
 ACTIVITY_ROUTE = "autoshutdown/api/activity"
 
+#: Names that stand for several runtime fields in `DELETE settings?field=`.
+FIELD_GROUPS = {"daily_stop": ("daily_stop_time", "daily_stop_timezone")}
+
 #: The fields that name one resource to keep alive instead of everything.
 KEEP_ALIVE_TARGETS = ("kernel_id", "terminal")
 
@@ -38,11 +43,20 @@ class SettingsChangingHandler(AutoShutdownHandler):
     ) -> bool:
         """Apply validated changes (400 and nothing changed on bad input); True when persisted."""
         store = self.service.store
-        try:
+        with refused_as_http_errors():
             store.apply(changes, allow_numeric_string=allow_numeric_string)
-        except SettingsError as error:
-            raise web.HTTPError(400, str(error)) from None
         return await store.persist()
+
+
+@contextlib.contextmanager
+def refused_as_http_errors() -> Iterator[None]:
+    """403 for what the operator does not allow users, 400 for an invalid value; message kept."""
+    try:
+        yield
+    except SettingsForbidden as error:
+        raise web.HTTPError(403, str(error)) from None
+    except SettingsError as error:
+        raise web.HTTPError(400, str(error)) from None
 
 
 class IdleCheckerHandler(SettingsChangingHandler):
@@ -115,6 +129,20 @@ class SettingsHandler(SettingsChangingHandler):
     @authorized
     async def patch(self) -> None:
         persisted = await self.apply_changes(self.json_object_body())
+        self.finish(json.dumps({**settings_model(self.service), "persisted": persisted}))
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        """Bring back the operator's values: `?field=daily_stop` (both its fields) or field names."""
+        names = self.get_query_arguments("field")
+        if not names:
+            raise web.HTTPError(400, "name what to reset: ?field=daily_stop, or ?field=<runtime field>")
+        fields = [part for name in names for part in FIELD_GROUPS.get(name, (name,))]
+        store = self.service.store
+        with refused_as_http_errors():
+            store.reset(fields)
+        persisted = await store.persist()
         self.finish(json.dumps({**settings_model(self.service), "persisted": persisted}))
 
 

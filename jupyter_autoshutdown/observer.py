@@ -22,9 +22,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
-from datetime import time as dt_time
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from .activity import PeopleActivity
@@ -51,6 +49,7 @@ from .observe import (
     terminal_key,
 )
 from .schedule import stops_around
+from .settings import DailyStop
 from .telemetry import ErrorLog
 from .timeouts import within
 from .utilization import UtilizationSampler
@@ -59,13 +58,6 @@ from .utilization import UtilizationSampler
 REMOTE_BACKOFF_FIRST_SECONDS = 5.0
 REMOTE_BACKOFF_MAX_SECONDS = 300.0
 REMOTE_FAILED = "refreshing kernels from the gateway failed"
-
-
-@dataclass(frozen=True)
-class DailyStop:
-    time: dt_time
-    zone: tzinfo
-    label: str
 
 
 class Observer:
@@ -82,7 +74,7 @@ class Observer:
         server_activity: str = "people",
         exemptions: Exemptions | None = None,
         sampler: UtilizationSampler | None = None,
-        daily_stop: DailyStop | None = None,
+        daily_stop: Callable[[], DailyStop | None] = lambda: None,
         remote_timeout_seconds: float = 60.0,
         utilization_interval_seconds: float = 10.0,
         on_change: Callable[[], None] = lambda: None,
@@ -251,7 +243,7 @@ class Observer:
     def _with_signals(self, snapshot: Snapshot, now: datetime) -> Snapshot:
         """Add what moves deadlines besides activity: CPU/GPU use, exemptions, schedule, keep-alive."""
         stop_last = stop_next = None
-        daily_stop = self.daily_stop
+        daily_stop = self.daily_stop()
         if daily_stop is not None:
             stop_last, stop_next = stops_around(daily_stop.time, daily_stop.zone, now)
         keep_alives = self.keep_alives

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta, timezone, tzinfo
 
-from .settings import SettingsError
+
+class ScheduleError(ValueError):
+    """A stop time or time zone that cannot be used; the message is safe to show to the user."""
 
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -17,7 +19,7 @@ def parse_stop_time(value: str) -> time | None:
         return None
     match = _TIME.match(value)
     if not match:
-        raise SettingsError(f"daily_stop_time must look like 22:00 or 22:00:30, got {value!r}")
+        raise ScheduleError(f"daily_stop_time must look like 22:00 or 22:00:30, got {value!r}")
     hours, minutes, seconds = (int(part or 0) for part in match.groups())
     return time(hours, minutes, seconds)
 
@@ -32,7 +34,7 @@ def parse_zone(name: str) -> tzinfo:
 
         return ZoneInfo(name)
     except Exception as error:  # ZoneInfoNotFoundError, ValueError for malformed keys
-        raise SettingsError(f"unknown time zone {name!r}: {error}") from None
+        raise ScheduleError(f"unknown time zone {name!r}: {error}") from None
 
 
 def stops_around(stop: time, zone: tzinfo, now: datetime) -> tuple[datetime, datetime]:

@@ -17,7 +17,7 @@ from .exemptions import Exemptions
 from .jobs import ShutdownJobs
 from .keepalive import KeepAlives
 from .monitor import Monitor, MonitorOptions, utcnow
-from .observer import DailyStop, Observer
+from .observer import Observer
 from .settings import SettingsStore
 from .telemetry import ErrorLog, Events
 from .utilization import UtilizationSampler
@@ -30,8 +30,6 @@ class Service:
     activity: PeopleActivity
     keep_alives: KeepAlives
     #: Operator configuration shown in `settings` (read only at run time).
-    daily_stop_time: str | None = None
-    daily_stop_timezone: str | None = None
     server_activity: str = "people"
     activity_paths: tuple[str, ...] = ()
     #: The platform idle-signal file kept true to our rules (activity_file.py), if any.
@@ -49,7 +47,6 @@ def build_monitor(
     server_activity: str = "people",
     exemptions: Exemptions | None = None,
     sampler: UtilizationSampler | None = None,
-    daily_stop: DailyStop | None = None,
     events: Events | None = None,
     max_keep_alive_minutes: float = 24 * 60,
     shutdown_timeout_seconds: float = 60.0,
@@ -72,7 +69,7 @@ def build_monitor(
     observer = Observer(
         serverapp=serverapp, clock=clock, log=log, errors=errors, keep_alives=keep_alives,
         terminal_manager=terminal_manager, activity=activity, server_activity=server_activity,
-        exemptions=exemptions, sampler=sampler, daily_stop=daily_stop,
+        exemptions=exemptions, sampler=sampler, daily_stop=lambda: store.current.daily_stop,
         remote_timeout_seconds=shutdown_timeout_seconds,
         utilization_interval_seconds=utilization_interval_seconds, on_change=wake,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -25,9 +26,12 @@ import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Callable
+
+from .schedule import parse_stop_time, parse_zone
 
 #: One year. Larger timeouts are almost always a unit mistake (seconds sent as minutes).
 MAX_MINUTES = 525_600.0
@@ -36,6 +40,10 @@ STATE_FILE_VERSION = 1
 
 class SettingsError(ValueError):
     """A value that is not a valid setting; the message is safe to show to the user."""
+
+
+class SettingsForbidden(SettingsError):
+    """A valid value the operator does not let users set at run time (HTTP 403)."""
 
 
 def parse_minutes(name: str, value: Any, *, allow_numeric_string: bool = False) -> float:
@@ -63,6 +71,36 @@ def parse_minutes(name: str, value: Any, *, allow_numeric_string: bool = False) 
     return minutes
 
 
+def parse_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{name} must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class DailyStop:
+    time: dt_time
+    zone: tzinfo
+    label: str
+
+
+def parse_daily_stop(stop_time: str, zone_name: str) -> DailyStop | None:
+    """The daily stop from its two settings; None for no stop time; ValueError naming what is wrong."""
+    stop = parse_stop_time(stop_time)
+    if stop is None:
+        return None
+    return DailyStop(stop, parse_zone(zone_name), f"{stop_time} {zone_name or 'local time'}")
+
+
+@functools.lru_cache(maxsize=16)
+def daily_stop_of(stop_time: str, zone_name: str) -> DailyStop | None:
+    """parse_daily_stop for values already validated (None where they are not), cached per pair."""
+    try:
+        return parse_daily_stop(stop_time, zone_name)
+    except ValueError:
+        return None
+
+
 def parse_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise SettingsError(f"{name} must be true or false, got {type(value).__name__}")
@@ -82,6 +120,20 @@ class Settings:
     idle_type: str = "kernels_or_terminals"
     #: How long before a shutdown a warning event is emitted (at most half the timeout); 0: never.
     warning_minutes: float = 5.0
+    #: The daily stop: a local time of day ("22:00", "" for none) and its IANA zone ("" the machine's).
+    daily_stop_time: str = ""
+    daily_stop_timezone: str = ""
+    #: How long the app action waits for open pages' documents that cannot be saved; 0: never.
+    unsaved_grace_minutes: float = 5.0
+
+    @property
+    def unsaved_grace_seconds(self) -> float:
+        return self.unsaved_grace_minutes * 60.0
+
+    @property
+    def daily_stop(self) -> DailyStop | None:
+        """The daily stop in force, parsed (values were validated when they were set)."""
+        return daily_stop_of(self.daily_stop_time, self.daily_stop_timezone)
 
     @property
     def warning_seconds(self) -> float:
@@ -117,9 +169,17 @@ class Settings:
                 validated[key] = parse_minutes(
                     key, value, allow_numeric_string=allow_numeric_string
                 )
+            elif RUNTIME_FIELDS[key] is str:
+                validated[key] = parse_text(key, value)
             else:
                 validated[key] = parse_bool(key, value)
-        return dataclasses.replace(self, **validated)
+        updated = dataclasses.replace(self, **validated)
+        if DAILY_STOP_FIELDS & set(changes):
+            try:
+                parse_daily_stop(updated.daily_stop_time, updated.daily_stop_timezone)
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
+        return updated
 
     def runtime_values(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in RUNTIME_FIELDS}
@@ -133,6 +193,15 @@ class Limits:
     max_idle_timeout_minutes: float = 0.0
     allow_disable: bool = True
     allow_user_exemptions: bool = True
+    #: Whether users may move or clear the daily stop at run time (the operator's time is the default).
+    allow_user_daily_stop: bool = False
+
+    def refusal_of_fields(self, fields: Collection[str]) -> str | None:
+        """Why changing these fields at run time is not allowed on this server, or None."""
+        if DAILY_STOP_FIELDS & set(fields) and not self.allow_user_daily_stop:
+            return ("the daily stop time is the operator's on this server: changing it at run time "
+                    "is not allowed (allow_user_daily_stop is False)")
+        return None
 
     def allowed_range(self) -> str:
         low, high = self.min_idle_timeout_minutes, self.max_idle_timeout_minutes
@@ -186,6 +255,7 @@ class Limits:
             "max_idle_timeout_minutes": self.max_idle_timeout_minutes,
             "allow_disable": self.allow_disable,
             "allow_user_exemptions": self.allow_user_exemptions,
+            "allow_user_daily_stop": self.allow_user_daily_stop,
         }
 
 
@@ -197,7 +267,11 @@ RUNTIME_FIELDS: dict[str, type] = {
     "keep_terminals": bool,
     "cull_busy": bool,
     "cull_connected": bool,
+    "daily_stop_time": str,
+    "daily_stop_timezone": str,
 }
+#: The runtime fields that only the operator may open to users (allow_user_daily_stop).
+DAILY_STOP_FIELDS = frozenset({"daily_stop_time", "daily_stop_timezone"})
 
 
 def default_state_path() -> Path:
@@ -395,6 +469,11 @@ class SettingsStore:
         for key, value in saved.items():
             if key not in RUNTIME_FIELDS:
                 continue
+            if self.limits.refusal_of_fields([key]) is not None:
+                self.log.info("auto-shutdown: ignoring the saved %s %r: users may not set it on this "
+                              "server (allow_user_daily_stop)", key, value)
+                self._superseded.add(key)
+                continue
             configured_value = getattr(self.static, key)
             if key in recorded_config and recorded_config[key] != configured_value:
                 self.log.info(
@@ -437,6 +516,9 @@ class SettingsStore:
     def apply(self, changes: Mapping[str, Any], *, allow_numeric_string: bool = False) -> Settings:
         """Validate and apply in memory (raises SettingsError, changing nothing). Call persist() next."""
         updated = self.current.with_changes(changes, allow_numeric_string=allow_numeric_string)
+        forbidden = self.limits.refusal_of_fields(changes)
+        if forbidden is not None:
+            raise SettingsForbidden(forbidden)
         if "idle_timeout_minutes" in changes:
             refusal = self.limits.refusal(updated.idle_timeout_minutes)
             if refusal is not None:
@@ -448,6 +530,33 @@ class SettingsStore:
         for listener in self._listeners:
             listener(updated)
         return updated
+
+    def reset(self, fields: Collection[str]) -> Settings:
+        """Bring back the operator's values of runtime `fields` (forgotten by the next persist()).
+
+        Raises SettingsError naming an unknown field, SettingsForbidden where users may not set it.
+        """
+        unknown = sorted(str(key) for key in fields if key not in RUNTIME_FIELDS)
+        if unknown:
+            raise SettingsError(f"unknown field(s): {', '.join(unknown)}; "
+                                f"runtime fields: {', '.join(RUNTIME_FIELDS)}")
+        forbidden = self.limits.refusal_of_fields(fields)
+        if forbidden is not None:
+            raise SettingsForbidden(forbidden)
+        operator = {key: getattr(self.configured, key) for key in fields}
+        updated = dataclasses.replace(self.current, **operator)
+        if updated != self.current:
+            self.log.info("auto-shutdown: settings reset to the operator's at run time: %s", operator)
+        self._changed_at_runtime.difference_update(fields)
+        self._superseded.update(fields)
+        self.current = updated
+        for listener in self._listeners:
+            listener(updated)
+        return updated
+
+    def set_by(self, field: str) -> str:
+        """"user" when `field` was changed at run time (now or saved), else "operator"."""
+        return "user" if field in self._changed_at_runtime else "operator"
 
     async def persist(self) -> bool:
         """Write the settings in force to the state file off the event loop. False if that failed."""

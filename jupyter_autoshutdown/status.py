@@ -13,6 +13,7 @@ from .exemptions import OPT_OUT_REFUSED
 from .observe import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
 from .policy import Verdict
 from .service import Service
+from .settings import DAILY_STOP_FIELDS, SettingsStore
 
 
 def iso(value: datetime | None) -> str | None:
@@ -44,12 +45,29 @@ def settings_model(service: Service) -> dict[str, Any]:
         "warning_seconds": settings.warning_seconds,
         "dry_run": monitor.options.dry_run,
         "utilization_aware": monitor.observer.sampler is not None,
-        "daily_stop_time": service.daily_stop_time,
-        "daily_stop_timezone": service.daily_stop_timezone,
+        "daily_stop_time": settings.daily_stop_time or None,
+        "daily_stop_timezone": settings.daily_stop_timezone or None,
+        "daily_stop": daily_stop_model(store),
+        "unsaved_grace_minutes": settings.unsaved_grace_minutes,
         "max_keep_alive_minutes": service.keep_alives.max_minutes,
         **store.limits.as_model(),
         "server_activity": service.server_activity,
         "activity_paths": list(service.activity_paths),
+    }
+
+
+def daily_stop_model(store: SettingsStore) -> dict[str, Any]:
+    """The daily stop in force, who set it, and the operator's, to go back to."""
+    settings, operator = store.current, store.configured
+    user = any(store.set_by(field) == "user" for field in DAILY_STOP_FIELDS)
+    return {
+        "time": settings.daily_stop_time or None,
+        "timezone": settings.daily_stop_timezone or None,
+        "label": settings.daily_stop.label if settings.daily_stop else None,
+        "set_by": "user" if user else "operator",
+        "operator_time": operator.daily_stop_time or None,
+        "operator_timezone": operator.daily_stop_timezone or None,
+        "user_may_change": store.limits.allow_user_daily_stop,
     }
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
+from tornado.httpclient import HTTPClientError
+
+from jupyter_autoshutdown.settings import Limits, SettingsStore, StateFile
 
 STOP_IN_SECONDS = 6.0
 
@@ -17,8 +21,10 @@ def stop_at() -> datetime:
 
 
 @pytest.fixture
-def autoshutdown_config(stop_at):
+def autoshutdown_config(request, stop_at):
     # An hour's timeout: only the daily stop can shut anything down within this test.
+    if hasattr(request, "param"):
+        return request.param
     return {"idle_timeout": 60, "daily_stop_time": stop_at.strftime("%H:%M:%S"),
             "daily_stop_timezone": "UTC", "max_check_interval": 0.5}
 
@@ -47,3 +53,94 @@ async def test_daily_stop_shuts_down_idle_kernels_at_the_stop_time_and_spares_bu
     status = await api(jp_fetch, "autoshutdown", "api", "status")
     row = next(row for row in status["kernels"] if row["id"] == busy_id)
     assert datetime.fromisoformat(row["shutdown_at"]) > stop_at + timedelta(hours=0.9), row
+
+
+# ---- the user's daily stop, where the operator allows it (allow_user_daily_stop) ---------------
+
+async def test_a_user_may_not_move_the_operators_daily_stop_by_default(jp_serverapp, jp_fetch, stop_at):
+    await start_extension(jp_serverapp)
+    for method, kwargs in (("PATCH", {"body": {"daily_stop_time": "23:00"}}),
+                           ("PATCH", {"body": {"daily_stop_timezone": "Europe/Berlin"}}),
+                           ("DELETE", {"params": {"field": "daily_stop"}})):
+        with pytest.raises(HTTPClientError) as refused:
+            await api(jp_fetch, "autoshutdown", "api", "settings", method=method, **kwargs)
+        assert refused.value.code == 403
+        assert "allow_user_daily_stop" in json.loads(refused.value.response.body)["message"]
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings")
+    assert settings["daily_stop"] == {
+        "time": stop_at.strftime("%H:%M:%S"), "timezone": "UTC",
+        "label": f"{stop_at.strftime('%H:%M:%S')} UTC", "set_by": "operator",
+        "operator_time": stop_at.strftime("%H:%M:%S"), "operator_timezone": "UTC",
+        "user_may_change": False,
+    }
+    assert settings["allow_user_daily_stop"] is False
+
+
+USER_STOP_CONFIG = {"idle_timeout": 60, "daily_stop_time": "03:00", "allow_user_daily_stop": True,
+                    "max_check_interval": 0.5}
+
+
+USER_STOP = pytest.mark.parametrize("autoshutdown_config", [USER_STOP_CONFIG], indirect=True)
+
+
+@USER_STOP
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"daily_stop_time": "25:00"}, "must look like 22:00"),
+    ({"daily_stop_time": 2200}, "must be a string"),
+    ({"daily_stop_timezone": "Mars/Olympus"}, "unknown time zone"),
+    ({"daily_stop_time": "22:00", "daily_stop_timezone": "Nowhere"}, "unknown time zone"),
+])
+async def test_an_invalid_user_daily_stop_is_400_and_changes_nothing(
+    jp_serverapp, jp_fetch, changes, reason
+):
+    await start_extension(jp_serverapp)
+    with pytest.raises(HTTPClientError) as refused:
+        await api(jp_fetch, "autoshutdown", "api", "settings", method="PATCH", body=changes)
+    assert refused.value.code == 400
+    assert reason in json.loads(refused.value.response.body)["message"]
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings")
+    assert settings["daily_stop"]["time"] == "03:00" and settings["daily_stop"]["set_by"] == "operator"
+
+
+@USER_STOP
+async def test_the_user_daily_stop_fires_at_the_users_time_persists_and_resets(
+    jp_serverapp, jp_fetch, state_path
+):
+    # The operator's stop is far away (03:00 local time, an hour's timeout); the user's in seconds.
+    extension = await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+    user_at = (datetime.now(timezone.utc) + timedelta(seconds=STOP_IN_SECONDS)).replace(microsecond=0)
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings", method="PATCH",
+                         body={"daily_stop_time": user_at.strftime("%H:%M:%S"), "daily_stop_timezone": "UTC"})
+    assert settings["persisted"] is True
+    assert settings["daily_stop"]["set_by"] == "user" and settings["daily_stop"]["operator_time"] == "03:00"
+    status = await api(jp_fetch, "autoshutdown", "api", "status")
+    assert status["next_daily_stop"] == user_at.isoformat()
+    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=STOP_IN_SECONDS + 10)
+    assert datetime.now(timezone.utc) >= user_at
+
+    # Saved for the next start, with who set it.
+    saved = json.loads(state_path.read_text())["settings"]
+    assert saved["daily_stop_time"] == user_at.strftime("%H:%M:%S") and saved["daily_stop_timezone"] == "UTC"
+    restarted = SettingsStore(extension.configured_settings(), StateFile(state_path, extension.log),
+                              extension.log, extension.limits())
+    assert restarted.current.daily_stop_time == user_at.strftime("%H:%M:%S")
+    assert restarted.set_by("daily_stop_time") == "user"
+
+    # "No daily stop" is a user's choice too; resetting brings back the operator's time.
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings", method="PATCH",
+                         body={"daily_stop_time": ""})
+    assert settings["daily_stop"]["time"] is None and settings["daily_stop"]["set_by"] == "user"
+    assert (await api(jp_fetch, "autoshutdown", "api", "status"))["next_daily_stop"] is None
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings", method="DELETE",
+                         params={"field": "daily_stop"})
+    assert settings["daily_stop"]["time"] == "03:00" and settings["daily_stop"]["set_by"] == "operator"
+    assert settings["daily_stop"]["timezone"] is None
+    assert "daily_stop_time" not in json.loads(state_path.read_text())["settings"]
+    # Once the operator disallows it, a saved user time is ignored at start.
+    json_state = json.loads(state_path.read_text())
+    json_state["settings"]["daily_stop_time"] = "04:00"
+    state_path.write_text(json.dumps(json_state))
+    disallowed = SettingsStore(extension.configured_settings(), StateFile(state_path, extension.log),
+                               extension.log, Limits())
+    assert disallowed.current.daily_stop_time == "03:00"

@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jupyter_autoshutdown.schedule import parse_stop_time, parse_zone, stops_around
-from jupyter_autoshutdown.settings import SettingsError
+from jupyter_autoshutdown.schedule import ScheduleError, parse_stop_time, parse_zone, stops_around
 from jupyter_autoshutdown.utilization import UtilizationSampler
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -25,12 +24,12 @@ def test_stop_time_parses(text, expected):
 
 @pytest.mark.parametrize("text", ["24:00", "22", "10pm", "22:60", "-1:00"])
 def test_bad_stop_time_is_rejected_with_the_expected_form(text):
-    with pytest.raises(SettingsError, match="22:00"):
+    with pytest.raises(ScheduleError, match="22:00"):
         parse_stop_time(text)
 
 
 def test_unknown_time_zone_is_rejected():
-    with pytest.raises(SettingsError, match="unknown time zone"):
+    with pytest.raises(ScheduleError, match="unknown time zone"):
         parse_zone("Mars/Olympus_Mons")
 
 
