@@ -19,7 +19,10 @@ Never counts
   - GET, HEAD and OPTIONS requests (the polls of an open tab), websocket connections and pings;
   - other extensions' requests (jupyterlab-git POSTs its status every 3 s), this extension's own
     routes, and requests carrying ``no_track_activity``;
-  - requests refused as unauthenticated or forbidden (401, 403).
+  - requests refused as unauthenticated or forbidden (401, 403);
+  - saves that a page announced it makes on auto-shutdown's behalf before the app action
+    (``excuse_saves``; see documents.py): writes to ``api/contents/<that path>`` and its
+    checkpoints for a minute.
 
 Requests are observed through tornado's public output-transform hook (``Application.add_transform``):
 a transform is made for every request when its handler starts, and sees its last chunk when it is
@@ -48,12 +51,16 @@ DEFAULT_ACTIVITY_PATHS = (
     r"api/sessions(/.*)?",
     r"api/terminals(/.*)?",
 )
+#: A save of a contents path, or a checkpoint of it (what JupyterLab's Save does).
+_CONTENTS_WRITE = re.compile(r"api/contents/(?P<path>.+?)(?:/checkpoints(?:/[^/]*)?)?/?")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Answers that say the request was not a user's of this server: it did nothing.
 REFUSED = frozenset({401, 403})
 #: A request in flight longer than this is forgotten (a handler that never answers must not keep a
 #: server running for ever); kernel starts on a remote gateway take up to about a minute.
 MAX_IN_FLIGHT_SECONDS = 600.0
+#: How long a save announced on auto-shutdown's behalf is not counted (a save takes a second).
+ON_BEHALF_SECONDS = 60.0
 #: The most a front end may say its person's last interaction lies in the past.
 MAX_REPORTED_IDLE_SECONDS = 300.0
 
@@ -107,6 +114,8 @@ class PeopleActivity:
         # disappears with it.
         self._in_flight: weakref.WeakKeyDictionary[Any, tuple[datetime, str]] = weakref.WeakKeyDictionary()
         self._listeners: list[Callable[[], None]] = []
+        #: Contents paths a page saves on auto-shutdown's behalf -> until when that is excused.
+        self._excused: dict[str, datetime] = {}
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` when a counted request is answered (a deadline it held may now be due)."""
@@ -120,7 +129,25 @@ class PeopleActivity:
             return False
         if not path.startswith(self.base_url):
             return False
-        return self._pattern.fullmatch(unquote(path[len(self.base_url):])) is not None
+        relative = unquote(path[len(self.base_url):])
+        if self._excused and method in ("PUT", "POST") and self._is_excused(relative):
+            return False
+        return self._pattern.fullmatch(relative) is not None
+
+    def excuse_saves(self, paths: Sequence[str]) -> None:
+        """Writes to these contents paths are a page's saves on our behalf for a while: not counted."""
+        now = self.clock()
+        self._excused = {path: until for path, until in self._excused.items() if until > now}
+        until = now + timedelta(seconds=ON_BEHALF_SECONDS)
+        for path in paths:
+            self._excused[path.strip("/")] = until
+
+    def _is_excused(self, relative: str) -> bool:
+        match = _CONTENTS_WRITE.fullmatch(relative)
+        if match is None:
+            return False
+        until = self._excused.get(match.group("path"))
+        return until is not None and self.clock() < until
 
     # ---- the hook --------------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ from .actions import (
 )
 from .activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
 from .activity_file import SAGEMAKER_ACTIVITY_FILE, ActivityFile
+from .documents import OpenDocuments
 from .exemptions import Exemptions
 from .handlers import default_handlers
-from .monitor import MonitorOptions
+from .monitor import MonitorOptions, utcnow
 from .schedule import ScheduleError, parse_stop_time
 from .service import Service, build_monitor
 from .settings import (
@@ -456,13 +457,15 @@ class AutoShutdown(ExtensionApp):
         return None
 
     def _build_service(self, limits: Limits) -> Service:
+        events = Events(self.serverapp, self.log)
+        documents = OpenDocuments(clock=utcnow, log=self.log, events=events)
         monitor = build_monitor(
             serverapp=self.serverapp, store=self.store, action=self._load_app_action(), log=self.log,
             terminal_manager=self._terminal_manager, activity=self.activity,
             server_activity=self.server_activity,
             exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths,
                                   honour_opt_outs=limits.allow_user_exemptions),
-            sampler=self._sampler(), events=Events(self.serverapp, self.log),
+            sampler=self._sampler(), events=events, documents=documents,
             max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
             app_action_timeout_seconds=self.app_action_timeout,
             max_concurrent_shutdowns=self.max_concurrent_shutdowns,
@@ -476,7 +479,7 @@ class AutoShutdown(ExtensionApp):
             monitor.on_publish(activity_file.published)
         return Service(
             activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
-            keep_alives=monitor.keep_alives,
+            keep_alives=monitor.keep_alives, documents=documents,
             server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
         )
 

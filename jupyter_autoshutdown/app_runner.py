@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from .actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
+from .documents import OpenDocuments
 from .observe import K_ID, T_NAME, Snapshot, terminal_key
 from .policy import AppState, Plan
 from .settings import SettingsStore
@@ -33,6 +34,7 @@ class AppActionRunner:
         errors: ErrorLog,
         timeout_seconds: float,
         events: Events | None = None,
+        documents: OpenDocuments | None = None,
     ) -> None:
         self.action = action
         self.serverapp = serverapp
@@ -42,6 +44,14 @@ class AppActionRunner:
         self.errors = errors
         self.timeout_seconds = timeout_seconds
         self.events = events
+        self.documents = documents
+        #: The save barrier (documents.py): the deadline it is for, when it began, how long it
+        #: waits and for what, and the documents' version it last looked at.
+        self.saves_for: datetime | None = None
+        self.saves_since: datetime | None = None
+        self.saves_until: datetime | None = None
+        self.waiting_for: tuple[str, ...] = ()
+        self._saves_version = -1
         self.fired_at: datetime | None = None
         self.last_result: str | None = None
         self.last_error: str | None = None
@@ -77,11 +87,41 @@ class AppActionRunner:
                         own_schedule=own, own_run_at=self.run_at if own is not None else None)
 
     def ready(self, now: datetime) -> bool:
-        """Not deferred (an action on its own schedule is timed by the policy instead)."""
+        """Not deferred (an action on its own schedule is timed by the policy instead), and not
+        waiting for open pages' saves unless a page has reported since."""
+        if self.saves_until is not None and now < self.saves_until and (
+                self.documents is None or self.documents.version == self._saves_version):
+            return False
         return self.run_at is None or now >= self.run_at or self.own_schedule() is not None
 
     def next_look(self, now: datetime) -> datetime | None:
-        return self.run_at if self.run_at is not None and self.run_at > now else None
+        looks = [at for at in (self.run_at, self.saves_until) if at is not None and at > now]
+        return min(looks, default=None)
+
+    def _waits_for_saves(self, now: datetime, deadline: datetime | None) -> bool:
+        """The save barrier before the action: True while it waits (see documents.py)."""
+        documents = self.documents
+        if documents is None:
+            return False
+        if self.saves_for != deadline or self.saves_since is None:
+            # A new due moment (activity moved the deadline since the last one): ask pages anew.
+            self.saves_for, self.saves_since, self.waiting_for = deadline, now, ()
+            if documents.live(now):
+                documents.request_save(now, self.name)
+        self._saves_version = documents.version
+        barrier = documents.barrier(now, self.saves_since, self.store.current.unsaved_grace_seconds)
+        if barrier.run:
+            self.saves_until, self.waiting_for = None, ()
+            if barrier.not_saved:
+                self.log.warning("auto-shutdown: running app action '%s' with unsaved documents in open "
+                                 "pages (not saved in time): %s", self.name, ", ".join(barrier.not_saved))
+            return False
+        if barrier.waiting_for != self.waiting_for:
+            self.log.info("auto-shutdown: app action '%s' waits until %s for open pages to save: %s",
+                          self.name, barrier.until.isoformat() if barrier.until else "?",
+                          ", ".join(barrier.waiting_for))
+        self.saves_until, self.waiting_for = barrier.until, barrier.waiting_for
+        return True
 
     def note_resources(self, snapshot: Snapshot, now: datetime) -> None:
         """An action on its own schedule runs at once when the kernels or terminals changed."""
@@ -99,8 +139,12 @@ class AppActionRunner:
         if not plan.app.due:
             self.log.info("auto-shutdown: app action '%s' not run: %s", self.name, plan.app.reason)
             return False
-        self.fired_at = now
         own_schedule = self.own_schedule()
+        # An action on its own schedule (Studio Classic's KernelGateway apps) leaves the server
+        # and its pages alone: nothing to save first.
+        if own_schedule is None and self._waits_for_saves(now, plan.app.deadline):
+            return False
+        self.fired_at = now
         if own_schedule is not None:
             self.log.info("auto-shutdown: running app action '%s' (%s)", self.name, own_schedule)
         else:

@@ -17,9 +17,10 @@ from tornado import web
 
 from .activity import MAX_REPORTED_IDLE_SECONDS
 from .base import AutoShutdownHandler
+from .documents import MAX_PATHS, MAX_TEXT, Unsavable
 from .keepalive import KeepAliveRefused, terminal_key
 from .settings import SettingsError, SettingsForbidden, parse_minutes
-from .status import compat_model, keep_alive_model, settings_model, status_model
+from .status import compat_model, documents_model, keep_alive_model, settings_model, status_model
 
 SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
 SAGEMAKER_SETTINGS_ROUTE = "sagemaker-studio-autoshutdown/settings"
@@ -29,6 +30,9 @@ SETTINGS_ROUTE = "autoshutdown/api/settings"
 STATUS_ROUTE = "autoshutdown/api/status"
 KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
 ACTIVITY_ROUTE = "autoshutdown/api/activity"
+DOCUMENTS_ROUTE = "autoshutdown/api/documents"
+#: The fields of a page's report of its documents.
+DOCUMENT_FIELDS = frozenset({"page", "unsaved", "unsavable", "saving", "saved", "closing"})
 
 #: Names that stand for several runtime fields in `DELETE settings?field=`.
 FIELD_GROUPS = {"daily_stop": ("daily_stop_time", "daily_stop_timezone")}
@@ -220,6 +224,58 @@ class ActivityHandler(AutoShutdownHandler):
         self.finish(json.dumps({"last_activity": when.isoformat()}))
 
 
+class DocumentsHandler(AutoShutdownHandler):
+    """A page reports the documents it holds unsaved, announces saves it makes on auto-shutdown's
+    behalf (`saving`: not counted as activity), and what it saved (documents.py)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_object_body()
+        unknown = sorted(set(body) - DOCUMENT_FIELDS)
+        if unknown:
+            raise web.HTTPError(400, f"unknown field(s): {', '.join(unknown)}; expected "
+                                     f"{', '.join(sorted(DOCUMENT_FIELDS))}")
+        page = body.get("page")
+        if not isinstance(page, str) or not 0 < len(page) <= MAX_TEXT:
+            raise web.HTTPError(400, "page must be a non-empty string naming the reporting page")
+        closing = body.get("closing", False)
+        if not isinstance(closing, bool):
+            raise web.HTTPError(400, "closing must be true or false")
+        unsavable = [Unsavable(path, reason) for path, reason in
+                     (self._unsavable(item) for item in self._list(body, "unsavable"))]
+        saving = [self._path(item, "saving") for item in self._list(body, "saving")]
+        if saving:
+            self.service.activity.excuse_saves(saving)
+        self.service.documents.report(
+            page, [self._path(item, "unsaved") for item in self._list(body, "unsaved")], unsavable,
+            [self._path(item, "saved") for item in self._list(body, "saved")], closing=closing,
+        )
+        self.finish(json.dumps(documents_model(self.service)))
+
+    @staticmethod
+    def _list(body: dict[str, Any], field: str) -> list[Any]:
+        value = body.get(field, [])
+        if not isinstance(value, list) or len(value) > MAX_PATHS:
+            raise web.HTTPError(400, f"{field} must be a list of at most {MAX_PATHS} items")
+        return value
+
+    @staticmethod
+    def _path(value: Any, field: str) -> str:
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
+            raise web.HTTPError(400, f"{field}: each item must be a document path (a non-empty string)")
+        return value
+
+    @classmethod
+    def _unsavable(cls, value: Any) -> tuple[str, str]:
+        if not isinstance(value, dict) or set(value) - {"path", "reason"}:
+            raise web.HTTPError(400, 'unsavable: each item must be {"path": ..., "reason": ...}')
+        reason = value.get("reason", "")
+        if not isinstance(reason, str):
+            raise web.HTTPError(400, "unsavable: reason must be a string")
+        return cls._path(value.get("path"), "unsavable"), reason[:MAX_TEXT]
+
+
 class StatusHandler(AutoShutdownHandler):
     """Serialises the latest state: a GET does no I/O and changes nothing, however often open tabs
     ask (kernels' opt-outs show from the next pass)."""
@@ -238,6 +294,7 @@ default_handlers: list[tuple[str, type[AutoShutdownHandler]]] = [
     (STATUS_ROUTE, StatusHandler),
     (KEEPALIVE_ROUTE, KeepAliveHandler),
     (ACTIVITY_ROUTE, ActivityHandler),
+    (DOCUMENTS_ROUTE, DocumentsHandler),
 ]
 
 

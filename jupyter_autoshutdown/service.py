@@ -12,6 +12,7 @@ from .actions import AppAction
 from .activity import PeopleActivity
 from .activity_file import ActivityFile
 from .app_runner import AppActionRunner
+from .documents import OpenDocuments
 from .executor import Executor
 from .exemptions import Exemptions
 from .jobs import ShutdownJobs
@@ -29,6 +30,8 @@ class Service:
     monitor: Monitor
     activity: PeopleActivity
     keep_alives: KeepAlives
+    #: What open pages hold unsaved, as they report it (documents.py).
+    documents: OpenDocuments
     #: Operator configuration shown in `settings` (read only at run time).
     server_activity: str = "people"
     activity_paths: tuple[str, ...] = ()
@@ -48,6 +51,7 @@ def build_monitor(
     exemptions: Exemptions | None = None,
     sampler: UtilizationSampler | None = None,
     events: Events | None = None,
+    documents: OpenDocuments | None = None,
     max_keep_alive_minutes: float = 24 * 60,
     shutdown_timeout_seconds: float = 60.0,
     app_action_timeout_seconds: float = 300.0,
@@ -73,13 +77,16 @@ def build_monitor(
         remote_timeout_seconds=shutdown_timeout_seconds,
         utilization_interval_seconds=utilization_interval_seconds, on_change=wake,
     )
+    documents = documents or OpenDocuments(clock=clock, log=log, events=events)
+    documents.on_change(wake)  # a page's answer may release the app action
     executor = Executor(max_concurrent=max_concurrent_shutdowns, clock=clock, log=log, on_done=wake,
                         errors=errors, action_name=action.name, events=events)
     monitor = Monitor(
         observer=observer, store=store, executor=executor, keep_alives=keep_alives, errors=errors,
         log=log, events=events, options=options or MonitorOptions(),
         app=AppActionRunner(action=action, serverapp=serverapp, store=store, clock=clock, log=log,
-                            errors=errors, timeout_seconds=app_action_timeout_seconds, events=events),
+                            errors=errors, timeout_seconds=app_action_timeout_seconds, events=events,
+                            documents=documents),
         jobs=ShutdownJobs(observer=observer, store=store, executor=executor, log=log,
                           shutdown_timeout_seconds=shutdown_timeout_seconds, events=events),
     )

@@ -71,6 +71,26 @@ def daily_stop_model(store: SettingsStore) -> dict[str, Any]:
     }
 
 
+def documents_model(service: Service) -> dict[str, Any]:
+    """What open pages hold unsaved, and the save barrier before the app action (documents.py)."""
+    documents, runner = service.documents, service.monitor.app
+    now = service.monitor.clock()
+    unsaved, unsavable = documents.unsaved(now)
+    last = documents.last_save
+    return {
+        "unsaved": unsaved,
+        "unsavable": [{"path": item.path, "reason": item.reason} for item in unsavable],
+        "save_requested_at": iso(documents.save_requested_at),
+        "waiting_until": iso(runner.saves_until) if runner.saves_until and runner.saves_until > now else None,
+        "waiting_for": list(runner.waiting_for) if runner.saves_until and runner.saves_until > now else [],
+        "grace_minutes": service.store.current.unsaved_grace_minutes,
+        "last_save": None if last is None else {
+            "at": iso(last.at), "saved": list(last.saved),
+            "failed": [{"path": item.path, "reason": item.reason} for item in last.failed],
+        },
+    }
+
+
 def keep_alive_model(service: Service) -> dict[str, Any]:
     keep_alives = service.keep_alives
     now = service.monitor.clock()
@@ -167,6 +187,7 @@ def status_model(service: Service) -> dict[str, Any]:
         "kernels": kernels,
         "terminals": terminals,
         "activity_file": _activity_file(service),
+        "documents": documents_model(service),
         "app": {
             "action": app.name,
             "own_schedule": app.own_schedule(),
