@@ -2,6 +2,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { IStatus } from './format';
+import type { IDocumentsReport } from './unsaved';
 
 /** A request to this extension's REST API, authenticated like every JupyterLab request. */
 export async function requestAPI<T>(path: string, init: RequestInit = {}): Promise<T> {
@@ -39,6 +40,14 @@ export const cancelKeepAlive = (target: KeepAliveTarget = {}): Promise<IKeepAliv
 /** A person used the page `idleSeconds` ago (counts as server activity: see activity.py). */
 export const reportActivity = (idleSeconds: number): Promise<unknown> =>
   requestAPI('activity', { method: 'POST', body: JSON.stringify({ idle_seconds: idleSeconds }) });
+
+/** This page's documents: unsaved, unsavable, saved on auto-shutdown's behalf (documents.py). */
+export const reportDocuments = (report: IDocumentsReport): Promise<unknown> =>
+  requestAPI('documents', { method: 'POST', body: JSON.stringify(report), keepalive: Boolean(report.closing) });
+
+/** Bring back the operator's values of runtime settings (`daily_stop`: its time and zone). */
+export const resetSettings = (field: string): Promise<unknown> =>
+  requestAPI(`settings?field=${encodeURIComponent(field)}`, { method: 'DELETE' });
 
 export const patchSettings = (changes: Record<string, unknown>): Promise<unknown> =>
   requestAPI('settings', { method: 'PATCH', body: JSON.stringify(changes) });
@@ -83,5 +92,6 @@ export const autoShutdownApi = {
   cancelKeepAlive,
   shutDownKernel,
   shutDownTerminal,
-  patchSettings
+  patchSettings,
+  resetSettings
 };

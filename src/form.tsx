@@ -2,7 +2,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { allowedRange, checkTimeout, formatMinutes, ISettings } from './format';
+import { allowedRange, checkTimeout, dailyStopText, formatMinutes, IDailyStop, ISettings, isStopTime } from './format';
 
 interface IFormProps {
   settings: ISettings;
@@ -193,4 +193,116 @@ export class SettingsForm extends React.Component<IFormProps, IFormState> {
   }
 
   private messageTimer: number | undefined;
+}
+
+interface IDailyStopProps {
+  stop: IDailyStop;
+  writable: boolean;
+  save: (changes: Record<string, unknown>) => Promise<unknown>;
+  /** Brings back the operator's time (DELETE settings?field=daily_stop). */
+  reset: () => Promise<unknown>;
+}
+
+interface IDailyStopState {
+  /** The time typed ('' with `none`), or null while nothing is being edited. */
+  draft: { time: string; none: boolean } | null;
+  message: { text: string; kind: 'ok' | 'error' } | null;
+  saving: boolean;
+}
+
+/**
+ * The daily stop: a time field and a "no daily stop" choice where the operator lets users move it
+ * (allow_user_daily_stop), with "Reset to the operator's time"; elsewhere the time, who set it,
+ * and no controls. The time zone stays the one in force (the operator's, unless a user set one
+ * through the REST API).
+ */
+export class DailyStopForm extends React.Component<IDailyStopProps, IDailyStopState> {
+  state: IDailyStopState = { draft: null, message: null, saving: false };
+
+  render(): React.ReactNode {
+    const { stop, writable } = this.props;
+    if (!stop.user_may_change || !writable) {
+      return (
+        <div className="jp-AutoShutdown-form jp-AutoShutdown-dailyStop jp-AutoShutdown-readonly">
+          <dl>
+            <dt>Daily stop</dt>
+            <dd>{dailyStopText(stop)}</dd>
+          </dl>
+          {!stop.user_may_change && <p className="jp-AutoShutdown-hint">The daily stop is the operator&apos;s to set on this server.</p>}
+        </div>
+      );
+    }
+    const draft = this.state.draft ?? { time: stop.time ?? '', none: !stop.time };
+    const invalid = !draft.none && !isStopTime(draft.time);
+    const operator = stop.operator_time ? `${stop.operator_time} ${stop.operator_timezone ?? 'server time'}` : 'none';
+    return (
+      <form className="jp-AutoShutdown-form jp-AutoShutdown-dailyStop" onSubmit={event => void this.save(event)} noValidate>
+        <label className="jp-AutoShutdown-field" htmlFor="jp-AutoShutdown-stopTime">
+          Daily stop ({stop.timezone ?? 'server time'})
+        </label>
+        <InputGroup
+          id="jp-AutoShutdown-stopTime"
+          name="daily_stop_time"
+          placeholder="22:00"
+          autoComplete="off"
+          disabled={draft.none}
+          value={draft.none ? '' : draft.time}
+          aria-invalid={invalid}
+          onChange={event => this.edit({ time: event.currentTarget.value })}
+        />
+        <label className="jp-AutoShutdown-check">
+          <input type="checkbox" name="no_daily_stop" checked={draft.none} onChange={event => this.edit({ none: event.currentTarget.checked })} />
+          No daily stop
+        </label>
+        <div className={invalid && this.state.draft ? 'jp-AutoShutdown-invalid' : 'jp-AutoShutdown-hint'}>
+          {invalid && this.state.draft
+            ? 'A time of day such as 22:00 or 22:00:30.'
+            : `In force: ${dailyStopText(stop)}. The operator's: ${operator}.`}
+        </div>
+        <div className="jp-AutoShutdown-buttons">
+          <Button type="submit" className="jp-mod-styled jp-mod-accept" disabled={this.state.saving || this.state.draft === null || invalid}>
+            Save
+          </Button>
+          <Button
+            type="button"
+            className="jp-mod-styled"
+            disabled={this.state.saving || stop.set_by !== 'user'}
+            onClick={() => void this.run(() => this.props.reset(), "Back to the operator's time.")}
+          >
+            Reset to the operator&apos;s time
+          </Button>
+        </div>
+        {this.state.message && (
+          <div role="status" className={`jp-AutoShutdown-message jp-AutoShutdown-message-${this.state.message.kind}`}>
+            {this.state.message.text}
+          </div>
+        )}
+      </form>
+    );
+  }
+
+  private edit(change: Partial<{ time: string; none: boolean }>): void {
+    const stop = this.props.stop;
+    const current = this.state.draft ?? { time: stop.time ?? '', none: !stop.time };
+    this.setState({ draft: { ...current, ...change }, message: null });
+  }
+
+  private async save(event: React.FormEvent): Promise<void> {
+    event.preventDefault();
+    const draft = this.state.draft;
+    if (draft === null || (!draft.none && !isStopTime(draft.time))) {
+      return;
+    }
+    await this.run(() => this.props.save({ daily_stop_time: draft.none ? '' : draft.time.trim() }), 'Saved.');
+  }
+
+  private async run(work: () => Promise<unknown>, done: string): Promise<void> {
+    this.setState({ saving: true });
+    try {
+      await work();
+      this.setState({ draft: null, saving: false, message: { text: done, kind: 'ok' } });
+    } catch (error) {
+      this.setState({ saving: false, message: { text: `Not saved: ${(error as Error).message}`, kind: 'error' } });
+    }
+  }
 }

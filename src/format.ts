@@ -40,6 +40,27 @@ export interface ITimeoutLimits {
   allow_disable: boolean;
 }
 
+/** The daily stop in force, who set it, and the operator's time to go back to. */
+export interface IDailyStop {
+  time: string | null;
+  timezone: string | null;
+  label: string | null;
+  set_by: 'operator' | 'user';
+  operator_time: string | null;
+  operator_timezone: string | null;
+  user_may_change: boolean;
+}
+
+/** What open pages hold unsaved, and the save before the app action (status.documents). */
+export interface IDocumentsStatus {
+  unsaved: string[];
+  unsavable: { path: string; reason: string }[];
+  waiting_until: string | null;
+  waiting_for: string[];
+  grace_minutes: number;
+  last_save: { at: string; saved: string[]; failed: { path: string; reason: string }[] } | null;
+}
+
 export interface ISettings extends ITimeoutLimits {
   idle_timeout_minutes: number;
   keep_terminals: boolean;
@@ -47,6 +68,7 @@ export interface ISettings extends ITimeoutLimits {
   cull_connected: boolean;
   warning_seconds: number;
   max_keep_alive_minutes: number;
+  daily_stop?: IDailyStop;
 }
 
 export interface IStatus {
@@ -57,6 +79,8 @@ export interface IStatus {
   kernels: IResourceStatus[];
   terminals: IResourceStatus[];
   app: IAppStatus;
+  next_daily_stop?: string | null;
+  documents?: IDocumentsStatus;
 }
 
 /** "45 s", "12 min", "2 h 5 min": rounded up, so "stops in 1 min" never means 0. */
@@ -286,7 +310,8 @@ export function shorten(text: string, limit: number): string {
 /** The message after a kernel was culled: whole within MESSAGE_LIMIT, whatever the path. */
 export function cullMessage(title: string, idleSeconds: number | null | undefined): string {
   const idle = typeof idleSeconds === 'number' && idleSeconds >= 0 ? ` after ${formatDuration(idleSeconds)} idle` : '';
-  const build = (name: string) => `Auto-shutdown stopped the kernel of “${name}”${idle}. Its variables are gone; the notebook stays open.`;
+  const build = (name: string) =>
+    `Auto-shutdown stopped the kernel of “${name}”${idle}. Its variables are gone; its file is unchanged.`;
   const room = MESSAGE_LIMIT - build('').length;
   return build(shorten(title, Math.max(8, room)));
 }
@@ -299,6 +324,50 @@ export function warningMessage(title: string | null, secondsLeft: number): strin
   }
   const build = (name: string) => `Auto-shutdown stops the kernel of “${name}” ${when}.`;
   return build(shorten(title, Math.max(8, MESSAGE_LIMIT - build('').length)));
+}
+
+/**
+ * The server's warning, naming what the page saves first ("it will save 2 unsaved notebooks
+ * first") and what cannot be saved; within MESSAGE_LIMIT.
+ */
+export function appWarningMessage(secondsLeft: number, toSave: string[], unsavable: string[]): string {
+  const head = `Auto-shutdown stops the server in ${formatDuration(secondsLeft)}`;
+  const base = (name: string) => basename(name);
+  const kind = (paths: string[]) => (paths.every(path => path.endsWith('.ipynb')) ? 'notebook' : 'document');
+  let text = `${head} unless it is used.`;
+  if (toSave.length === 1) {
+    text = `${head}; it will save “${base(toSave[0])}” first.`;
+  } else if (toSave.length > 1) {
+    text = `${head}; it will save ${toSave.length} unsaved ${kind(toSave)}s first.`;
+  }
+  if (unsavable.length === 1) {
+    const room = MESSAGE_LIMIT - text.length - ' “” cannot be saved.'.length;
+    text += ` “${shorten(base(unsavable[0]), Math.max(8, room))}” cannot be saved.`;
+  } else if (unsavable.length > 1) {
+    text += ` ${unsavable.length} ${kind(unsavable)}s cannot be saved.`;
+  }
+  return shorten(text, MESSAGE_LIMIT);
+}
+
+function basename(path: string): string {
+  return path.split('/').pop() || path;
+}
+
+/** The daily stop in a few words, with who set it: "18:00 Europe/Berlin (yours)". */
+export function dailyStopText(stop: IDailyStop | undefined): string {
+  if (!stop) {
+    return '';
+  }
+  if (!stop.time) {
+    return stop.set_by === 'user' ? 'none (you turned it off)' : 'none';
+  }
+  const zone = stop.timezone ?? 'server time';
+  return `${stop.time} ${zone} (${stop.set_by === 'user' ? 'set by a user' : "the operator's"})`;
+}
+
+/** Whether "HH:MM" or "HH:MM:SS" is a time of day the server accepts. */
+export function isStopTime(text: string): boolean {
+  return /^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/.test(text.trim());
 }
 
 export type TimeoutCheck =

@@ -8,11 +8,12 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { INTERACTION_EVENTS, InteractionReporter, isPersonEvent, reportInterval } from './activity';
-import { autoShutdownApi, reportActivity } from './api';
+import { autoShutdownApi, reportActivity, reportDocuments } from './api';
 import { autoShutdownIcon } from './icon';
-import { AutoShutdownModel, DEFAULT_PREFERENCES, IPreferences } from './model';
+import { AutoShutdownModel, DEFAULT_PREFERENCES, EVENT_SCHEMA, IPreferences } from './model';
 import { AutoShutdownPanel, PANEL_ID } from './panel';
 import { CountdownItem } from './statusitem';
+import { IOpenFile, UnsavedSaver } from './unsaved';
 import { Warnings } from './warnings';
 
 const PLUGIN_ID = 'jupyter-autoshutdown:plugin';
@@ -44,6 +45,54 @@ function reportPeopleActivity(model: AutoShutdownModel): void {
   window.addEventListener('focus', onInteraction);
 }
 
+/** The documents open in the page's main area, as the saver needs them (one per context). */
+function openFiles(app: JupyterFrontEnd): IOpenFile[] {
+  const files: IOpenFile[] = [];
+  const seen = new Set<unknown>();
+  for (const widget of app.shell.widgets('main')) {
+    const context = (widget as unknown as { context?: DocumentRegistry.Context }).context;
+    if (!context || seen.has(context) || !context.model || context.isDisposed) {
+      continue;
+    }
+    seen.add(context);
+    files.push({
+      path: context.path,
+      dirty: context.model.dirty,
+      writable: context.contentsModel?.writable !== false,
+      // As the Save command does: the save, then a checkpoint (its failure loses nothing).
+      save: async () => {
+        await context.save();
+        await context.createCheckpoint().catch(() => undefined);
+      }
+    });
+  }
+  return files;
+}
+
+/**
+ * Saves what this page holds unsaved before the app action stops the server: when the server's
+ * warning for the app action comes, and when it asks just before the action (unsaved.ts).
+ */
+function saveBeforeTheAppAction(app: JupyterFrontEnd, model: AutoShutdownModel): UnsavedSaver {
+  const page = typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  const saver = new UnsavedSaver(() => openFiles(app), reportDocuments, page, {
+    now: () => Date.now(),
+    setInterval: (callback, ms) => window.setInterval(callback, ms),
+    clearInterval: handle => window.clearInterval(handle as number)
+  });
+  app.serviceManager.events.stream.connect((_, event) => {
+    if (event.schema_id !== EVENT_SCHEMA) {
+      return;
+    }
+    if (event.event === 'save_request' || (event.event === 'warning' && event.kind === 'app')) {
+      void saver.saveAll().then(() => model.scheduleRefresh());
+    }
+  });
+  window.addEventListener('pagehide', () => void saver.close().catch(() => undefined));
+  saver.start();
+  return saver;
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Auto-shutdown: countdowns, warnings for every open notebook, keep-alive, a sidebar panel and settings.',
@@ -56,9 +105,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null
   ) => {
     const model = new AutoShutdownModel(app, autoShutdownApi);
-    const warnings = new Warnings(model);
     model.start();
     reportPeopleActivity(model);
+    const saver = saveBeforeTheAppAction(app, model);
+    const warnings = new Warnings(model, saver);
 
     // A sidebar, as the original extension had, in JupyterLab and in Notebook 7 (whose shell
     // takes one main-area widget, but has sidebars).

@@ -16,6 +16,7 @@ export interface IAutoShutdownApi {
   shutDownKernel(kernelId: string): Promise<void>;
   shutDownTerminal(name: string): Promise<void>;
   patchSettings(changes: Record<string, unknown>): Promise<unknown>;
+  resetSettings(field: string): Promise<unknown>;
 }
 
 /** Time and timers (the window's in the page; a fake clock in tests). */
@@ -227,6 +228,11 @@ export class AutoShutdownModel implements IDisposable {
 
   async saveSettings(changes: Record<string, unknown>): Promise<unknown> {
     return this.thenRefresh(this.api.patchSettings(changes));
+  }
+
+  /** Bring back the operator's value of a runtime setting (`daily_stop`). */
+  async resetSettings(field: string): Promise<unknown> {
+    return this.thenRefresh(this.api.resetSettings(field));
   }
 
   /** Refresh after `work`, whether it succeeded or not; its result or error goes to the caller. */

@@ -6,7 +6,7 @@ import { Panel } from '@lumino/widgets';
 import React from 'react';
 
 import type { KeepAliveTarget } from './api';
-import { SettingsForm } from './form';
+import { DailyStopForm, SettingsForm } from './form';
 import {
   describeAction,
   formatDuration,
@@ -189,6 +189,14 @@ function PanelBody({ model, warnings, views }: { model: AutoShutdownModel; warni
       <section aria-label="Settings">
         <h3>Settings</h3>
         <SettingsForm settings={status.settings} writable={model.writable} save={changes => model.saveSettings(changes)} />
+        {status.settings.daily_stop && (
+          <DailyStopForm
+            stop={status.settings.daily_stop}
+            writable={model.writable}
+            save={changes => model.saveSettings(changes)}
+            reset={() => model.resetSettings('daily_stop')}
+          />
+        )}
       </section>
     </div>
   );
@@ -227,7 +235,38 @@ function Summary({ status, model, views }: { status: IStatus; model: AutoShutdow
           The last attempt failed: {app.last_error}
         </p>
       )}
+      <UnsavedLines status={status} now={model.now()} />
     </div>
+  );
+}
+
+/** What open pages hold unsaved, what the app action waits for, and the last save on its behalf. */
+function UnsavedLines({ status, now }: { status: IStatus; now: number }): JSX.Element | null {
+  const documents = status.documents;
+  if (!documents) {
+    return null;
+  }
+  const last = documents.last_save;
+  return (
+    <>
+      {documents.unsavable.length > 0 && (
+        <p className="jp-AutoShutdown-unsavable" role="alert">
+          Cannot be saved before the server stops: {documents.unsavable.map(item => `${item.path} (${item.reason})`).join(', ')}
+          {documents.grace_minutes > 0 ? `; the server waits for them at most ${formatMinutes(documents.grace_minutes)}.` : '.'}
+        </p>
+      )}
+      {documents.waiting_until && (
+        <p className="jp-AutoShutdown-waiting">
+          Waiting until {formatLocalTime(documents.waiting_until, now)} for open pages to save: {documents.waiting_for.join(', ')}.
+        </p>
+      )}
+      {last && (last.saved.length > 0 || last.failed.length > 0) && (
+        <p className="jp-AutoShutdown-lastSave">
+          {last.saved.length > 0 ? `Saved before stopping at ${formatLocalTime(last.at, now)}: ${last.saved.join(', ')}.` : ''}
+          {last.failed.length > 0 ? ` Not saved: ${last.failed.map(item => item.path).join(', ')}.` : ''}
+        </p>
+      )}
+    </>
   );
 }
 

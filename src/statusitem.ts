@@ -1,6 +1,6 @@
 import { Widget } from '@lumino/widgets';
 
-import { ICurrentKernel, statusText } from './format';
+import { dailyStopText, ICurrentKernel, statusText } from './format';
 import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel } from './model';
 
@@ -45,7 +45,9 @@ export class CountdownItem extends Widget {
     if (this.label.textContent !== text) {
       this.label.textContent = text;
     }
-    const label = `Auto-shutdown: ${title} Open the auto-shutdown panel.`;
+    const stop = this.model.status?.settings.daily_stop;
+    const daily = stop && (stop.time || stop.set_by === 'user') ? ` Daily stop: ${dailyStopText(stop)}.` : '';
+    const label = `Auto-shutdown: ${title}${daily} Open the auto-shutdown panel.`;
     if (this.node.title !== label) {
       this.node.title = label;
       this.node.setAttribute('aria-label', label);

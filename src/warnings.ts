@@ -1,7 +1,7 @@
 import { Notification } from '@jupyterlab/apputils';
 
 import type { KeepAliveTarget } from './api';
-import { cullMessage, formatDuration, secondsUntil, shouldWarn, warningMessage } from './format';
+import { appWarningMessage, cullMessage, formatDuration, secondsUntil, shouldWarn, warningMessage } from './format';
 import { AutoShutdownModel, ICull } from './model';
 
 /**
@@ -13,7 +13,11 @@ import { AutoShutdownModel, ICull } from './model';
  * alive" keeps what the warning is about: that kernel, or for the server's warning, everything.
  */
 export class Warnings {
-  constructor(private readonly model: AutoShutdownModel) {
+  constructor(
+    private readonly model: AutoShutdownModel,
+    /** What this page holds unsaved (it saves them before the app action). */
+    private readonly unsaved: { unsaved(): { unsaved: string[]; unsavable: { path: string }[] } } | null = null
+  ) {
     // Time-based as well: a warning window opens as time passes.
     model.changed.connect(() => this.update());
     model.ticked.connect(() => this.update());
@@ -49,7 +53,9 @@ export class Warnings {
       const warningAt = new Date(Date.parse(app.action_at) - status.settings.warning_seconds * 1000).toISOString();
       if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get(APP) ?? null)) {
         this.warnedFor.set(APP, app.action_at);
-        this.notify(APP, app.action_at, warningMessage(null, secondsUntil(app.action_at, now)!), {});
+        const mine = this.unsaved?.unsaved() ?? { unsaved: [], unsavable: [] };
+        const unsavable = new Set([...mine.unsavable.map(item => item.path), ...(status.documents?.unsavable ?? []).map(item => item.path)]);
+        this.notify(APP, app.action_at, appWarningMessage(secondsUntil(app.action_at, now)!, mine.unsaved, [...unsavable]), {});
       }
     }
   }

@@ -1,6 +1,9 @@
 import {
   checkTimeout,
+  appWarningMessage,
   cullMessage,
+  dailyStopText,
+  isStopTime,
   formatDuration,
   formatLocalTime,
   ICurrentKernel,
@@ -171,7 +174,9 @@ describe('statusText after a cull', () => {
 describe('cullMessage', () => {
   it('fits in a toast whatever the path, keeping the name', () => {
     const short = cullMessage('demo.ipynb', 45);
-    expect(short).toBe('Auto-shutdown stopped the kernel of “demo.ipynb” after 45 s idle. Its variables are gone; the notebook stays open.');
+    expect(short).toBe(
+      'Auto-shutdown stopped the kernel of “demo.ipynb” after 45 s idle. Its variables are gone; its file is unchanged.'
+    );
     const deep = 'projects/' + 'very-long-folder-name/'.repeat(12) + 'analysis.ipynb';
     const long = cullMessage(deep, 7200);
     expect(long.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
@@ -246,5 +251,42 @@ describe('shouldWarn', () => {
     expect(shouldWarn(at(400), at(100), NOW, null)).toBe(false);
     expect(shouldWarn(at(-1), at(-301), NOW, null)).toBe(false);
     expect(shouldWarn(null, null, NOW, null)).toBe(false);
+  });
+});
+
+describe('appWarningMessage', () => {
+  it('names what the page saves first and what cannot be saved', () => {
+    expect(appWarningMessage(300, [], [])).toBe('Auto-shutdown stops the server in 5 min unless it is used.');
+    expect(appWarningMessage(300, ['work/a.ipynb'], [])).toBe('Auto-shutdown stops the server in 5 min; it will save “a.ipynb” first.');
+    expect(appWarningMessage(300, ['a.ipynb', 'b.ipynb'], [])).toBe(
+      'Auto-shutdown stops the server in 5 min; it will save 2 unsaved notebooks first.'
+    );
+    expect(appWarningMessage(300, ['a.ipynb', 'notes.md'], ['ro.ipynb'])).toBe(
+      'Auto-shutdown stops the server in 5 min; it will save 2 unsaved documents first. “ro.ipynb” cannot be saved.'
+    );
+    expect(appWarningMessage(60, [], ['x.ipynb', 'y.ipynb'])).toContain('2 notebooks cannot be saved.');
+    const long = appWarningMessage(60, ['a'.repeat(300) + '.ipynb'], ['b'.repeat(300) + '.ipynb']);
+    expect(long.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
+  });
+});
+
+describe('the daily stop', () => {
+  const stop = {
+    time: '18:00', timezone: 'Europe/Berlin', label: '18:00 Europe/Berlin', set_by: 'operator' as const,
+    operator_time: '18:00', operator_timezone: 'Europe/Berlin', user_may_change: false
+  };
+  it('says the time and who set it', () => {
+    expect(dailyStopText(stop)).toBe("18:00 Europe/Berlin (the operator's)");
+    expect(dailyStopText({ ...stop, time: '20:30', set_by: 'user' })).toBe('20:30 Europe/Berlin (set by a user)');
+    expect(dailyStopText({ ...stop, time: null, set_by: 'user' })).toBe('none (you turned it off)');
+    expect(dailyStopText({ ...stop, time: null, timezone: null })).toBe('none');
+  });
+  it('accepts the times the server accepts', () => {
+    for (const ok of ['22:00', '7:05', '23:59:59', ' 00:00 ']) {
+      expect(isStopTime(ok)).toBe(true);
+    }
+    for (const bad of ['24:00', '22', '22:60', '22:00:60', 'noon', '']) {
+      expect(isStopTime(bad)).toBe(false);
+    }
   });
 });

@@ -100,6 +100,10 @@ class FakeApi implements IAutoShutdownApi {
     this.calls.push(`patchSettings ${JSON.stringify(changes)}`);
     return this.answer();
   }
+  resetSettings(field: string): Promise<unknown> {
+    this.calls.push(`resetSettings ${field}`);
+    return this.answer();
+  }
   private answer(): Promise<IKeepAlive> {
     if (this.failNext) {
       this.failNext = false;
