@@ -212,6 +212,13 @@ export function statusText(status: IStatus | null, current: ICurrentKernel | nul
       // Refused (a missing permission, say): it is retried; the sentence says what it needs.
       return { text: 'Server: stop failed', title: `Auto-shutdown could not stop it: ${status.app.last_error}` };
     }
+    const waiting = status.documents?.waiting_until;
+    if (left !== null && left <= 0 && waiting && !status.app.last_run_at) {
+      return {
+        text: 'Server: saving first',
+        title: `The server stops by ${formatClock(waiting)} at the latest: it waits for open pages to save ${status.documents!.waiting_for.join(', ')}.`
+      };
+    }
     if (left !== null) {
       return left <= 0
         ? { text: 'Server stopping now', title: `Auto-shutdown is running '${status.app.action}'.` }

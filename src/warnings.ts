@@ -51,16 +51,28 @@ export class Warnings {
     const app = status.app;
     if (status.kernels.length === 0 && status.terminals.length === 0 && app.action !== 'none' && !app.own_schedule && app.action_at) {
       const warningAt = new Date(Date.parse(app.action_at) - status.settings.warning_seconds * 1000).toISOString();
-      if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get(APP) ?? null)) {
-        this.warnedFor.set(APP, app.action_at);
+      const shown = this.shown.get(APP);
+      const message = () => {
         const mine = this.unsaved?.unsaved() ?? { unsaved: [], unsavable: [] };
         const unsavable = new Set([...mine.unsavable.map(item => item.path), ...(status.documents?.unsavable ?? []).map(item => item.path)]);
-        this.notify(APP, app.action_at, appWarningMessage(secondsUntil(app.action_at, now)!, mine.unsaved, [...unsavable]), {});
+        return { unsavable, text: appWarningMessage(secondsUntil(app.action_at, now)!, mine.unsaved, [...unsavable]) };
+      };
+      if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get(APP) ?? null)) {
+        this.warnedFor.set(APP, app.action_at);
+        const { text, unsavable } = message();
+        this.notify(APP, app.action_at, text, {}, [...unsavable].join('\n'));
+      } else if (shown && shown.shutdownAt === app.action_at) {
+        // A save failed since the warning came: say so in it (the countdown text stays as shown).
+        const { text, unsavable } = message();
+        const names = [...unsavable].join('\n');
+        if (names !== shown.unsavable) {
+          this.notify(APP, app.action_at, text, {}, names);
+        }
       }
     }
   }
 
-  private notify(target: string, shutdownAt: string, message: string, keep: KeepAliveTarget): void {
+  private notify(target: string, shutdownAt: string, message: string, keep: KeepAliveTarget, unsavable = ''): void {
     const previous = this.shown.get(target);
     if (previous) {
       Notification.dismiss(previous.id);
@@ -77,7 +89,7 @@ export class Warnings {
     }
     actions.push({ label: 'Dismiss', callback: () => undefined });
     const id = Notification.warning(message, { autoClose: false, actions });
-    this.shown.set(target, { id, shutdownAt });
+    this.shown.set(target, { id, shutdownAt, unsavable });
   }
 
   /** The keep-alive offered: the preference, bounded by the server's max_keep_alive (0: none). */
@@ -121,7 +133,7 @@ export class Warnings {
 
   private warnedFor = new Map<string, string>();
   /** Warnings on screen: target (APP or a kernel id) -> the toast and the deadline it names. */
-  private shown = new Map<string, { id: string; shutdownAt: string }>();
+  private shown = new Map<string, { id: string; shutdownAt: string; unsavable: string }>();
 }
 
 const APP = 'app';

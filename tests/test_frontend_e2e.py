@@ -277,3 +277,107 @@ def test_typing_in_a_cell_keeps_the_server_though_nothing_runs_or_saves(home):
             script.kill()
             script.wait()
         lab.stop()
+
+
+# ---- unsaved edits are saved before the app action (autosave off) ------------------------------
+
+#: Made on the server in the test's config: refuses to save a notebook once "<name>.readonly" is
+#: next to it on disk (as `chmod a-w` would for a user who is not root; CI runs as root).
+REFUSING_CONTENTS = '''
+import os
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from tornado import web
+
+class RefusingContentsManager(AsyncLargeFileManager):
+    async def save(self, model, path=""):
+        if os.path.exists(self._get_os_path(path) + ".readonly"):
+            raise web.HTTPError(403, f"Permission denied: {path}")
+        return await super().save(model, path)
+
+c.ServerApp.contents_manager_class = RefusingContentsManager
+'''
+GRACE_MINUTES = 0.25  # 15 s
+
+
+def lab_recording_the_notebook_at_the_action(home: Path) -> tuple[ServerProcess, Path]:
+    """`jupyter lab` whose app action writes the time and the notebook's file as it is on disk."""
+    marker = home / "app-action-ran"
+    quiet_lab_settings(home, **{"docmanager-extension/plugin": {"autosave": False}})
+    (home / ".jupyter").mkdir(parents=True, exist_ok=True)
+    (home / ".jupyter" / "jupyter_server_config.py").write_text(REFUSING_CONTENTS)
+    record = ("import json, sys, time; json.dump({'at': time.time(), 'notebook': open(sys.argv[2]).read()}, "
+              "open(sys.argv[1], 'w'))")
+    (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"AutoShutdown": {
+        "app_action": "command",
+        "app_command": [sys.executable, "-c", record, str(marker), str(home / "demo.ipynb")],
+        "unsaved_grace_minutes": GRACE_MINUTES,
+    }}))
+    lab = ServerProcess(
+        home, f"--AutoShutdown.idle_timeout={IDLE_TAB_MINUTES}", "--AutoShutdown.warning_minutes=0.1",
+        "--AutoShutdown.max_check_interval=5", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", module="jupyterlab",
+    )
+    assert lab.request("PUT", "api/contents/demo.ipynb",
+                       json={"type": "notebook", "content": NOTEBOOK}).status_code in (200, 201)
+    return lab, marker
+
+
+def run_until_the_action(lab: ServerProcess, marker: Path, mode: str) -> tuple[dict, set[str], dict]:
+    """Run the tab in `mode`, noting every app deadline the server shows once the kernel has gone."""
+    script = run_idle_tab(lab, mode)
+    try:
+        deadlines, kernel_seen = set(), False
+        while script.poll() is None and not marker.exists():
+            status = lab.request("GET", "autoshutdown/api/status").json()
+            kernel_seen = kernel_seen or bool(status["kernels"])
+            app = status["app"]
+            if kernel_seen and not status["kernels"] and app["action_at"] and not app["last_run_at"]:
+                deadlines.add(app["action_at"])
+            time.sleep(0.2)
+        stdout, stderr = script.communicate(timeout=180)
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    steps = steps_of(stdout)
+    assert script.returncode == 0 and "error" not in steps, (
+        f"{stdout}\n{stderr}\n--- server log ---\n{lab.output()[-5000:]}")
+    return steps, deadlines, json.loads(marker.read_text())
+
+
+@pytest.mark.timeout(300)
+def test_an_edit_nobody_saved_is_on_disk_before_the_app_action_and_costs_no_time(home):
+    lab, marker = lab_recording_the_notebook_at_the_action(home)
+    try:
+        steps, deadlines, recorded = run_until_the_action(lab, marker, "unsaved")
+        assert "it will save “demo.ipynb” first" in steps["warned"]["text"], steps["warned"]
+        assert "# edited, never saved by hand" in recorded["notebook"], "the edit was lost"
+        # The save moved nothing: one deadline (the kernel's shutdown + T), met within 2 s.
+        assert len(deadlines) == 1, deadlines
+        lateness = recorded["at"] - datetime.fromisoformat(deadlines.pop()).timestamp()
+        print(f"app action {lateness:.3f} s after its deadline, the page's edit saved before it")
+        assert 0 <= lateness <= 2, lateness
+        documents = steps["action-ran"]["documents"]
+        assert documents["last_save"]["saved"] == ["demo.ipynb"], documents
+        assert "a page saved demo.ipynb before the app action" in lab.output()
+    finally:
+        lab.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_notebook_that_cannot_be_saved_is_named_and_the_action_runs_after_the_grace(home):
+    lab, marker = lab_recording_the_notebook_at_the_action(home)
+    (home / "demo.ipynb.readonly").write_text("")  # made read-only on disk after the page opened it
+    try:
+        steps, deadlines, recorded = run_until_the_action(lab, marker, "unsavable")
+        assert "“demo.ipynb” cannot be saved" in steps["named"]["text"], steps["named"]
+        assert "# edited" not in recorded["notebook"]
+        assert len(deadlines) == 1, deadlines
+        waited = recorded["at"] - datetime.fromisoformat(deadlines.pop()).timestamp()
+        print(f"app action {waited:.3f} s after its deadline, one notebook unsavable, "
+              f"grace {GRACE_MINUTES * 60:g} s")
+        assert GRACE_MINUTES * 60 <= waited <= GRACE_MINUTES * 60 + 5, waited
+        assert steps["action-ran"]["documents"]["last_save"]["failed"][0]["path"] == "demo.ipynb"
+        assert "not saved in time): demo.ipynb" in lab.output()
+    finally:
+        lab.stop()

@@ -3,6 +3,8 @@
 //   node ui-tests/idle-tab.mjs <lab url> <token> <notebook path> <output dir> nobody|typing <seconds>
 // nobody: run one cell, then touch nothing until the server's app action has run.
 // typing: type one character into a cell every 10 s for <seconds> (no run, no save).
+// unsaved, unsavable: edit the cell and run it without saving, then touch nothing until the app
+// action has run (unsavable: the server refuses to save the notebook).
 // Prints one JSON line per step; tests/test_frontend_e2e.py runs it and checks the server side.
 import { openBrowser, report } from './browser.mjs';
 
@@ -44,6 +46,30 @@ try {
     // The page learns it from the server's event stream within moments.
     await status.filter({ hasText: /ran at/ }).waitFor({ timeout: 15000 }).catch(() => null);
     report('action-ran', { text: await status.textContent(), app, screenshot: await shot('34-action-ran.png') });
+  } else if (mode === 'unsaved' || mode === 'unsavable') {
+    await page.keyboard.press('End');
+    await page.keyboard.type('  # edited, never saved by hand');
+    await page.keyboard.press('Shift+Enter');
+    await page.locator('.jp-InputArea-prompt', { hasText: '[1]' }).first().waitFor({ timeout: 30000 });
+    report('edited', { screenshot: await shot(`50-${mode}-edited.png`) });
+    const culled = page.getByText('Auto-shutdown stopped the kernel of', { exact: false }).first();
+    await culled.waitFor({ timeout: 120000 });
+    report('culled', { text: await culled.textContent() });
+    const warning = page.getByText('Auto-shutdown stops the server in', { exact: false }).first();
+    await warning.waitFor({ timeout: 120000 });
+    report('warned', { text: await warning.textContent(), screenshot: await shot(`51-${mode}-warned.png`) });
+    if (mode === 'unsavable') {
+      const named = page.getByText('cannot be saved', { exact: false }).first();
+      await named.waitFor({ timeout: 30000 });
+      report('named', { text: await named.textContent(), screenshot: await shot('52-unsavable-named.png') });
+    }
+    const started = Date.now();
+    let status = await get('autoshutdown/api/status');
+    while (!status.app.last_run_at && Date.now() - started < 120000) {
+      await pause(200);
+      status = await get('autoshutdown/api/status');
+    }
+    report('action-ran', { app: status.app, documents: status.documents, screenshot: await shot(`53-${mode}-action-ran.png`) });
   } else {
     const end = Date.now() + Number(seconds) * 1000;
     let typed = 0;

@@ -290,3 +290,24 @@ describe('the daily stop', () => {
     }
   });
 });
+
+describe('statusText while the app action waits for saves', () => {
+  it('says the server saves first, and until when it waits', () => {
+    const now = Date.parse('2026-12-02T10:00:10Z');
+    const status = {
+      now: '2026-12-02T10:00:10Z',
+      running: true,
+      settings: { idle_timeout_minutes: 30, keep_terminals: false, cull_busy: false, cull_connected: true, warning_seconds: 300,
+        max_keep_alive_minutes: 60, min_idle_timeout_minutes: 0, max_idle_timeout_minutes: 0, allow_disable: true },
+      keep_alive_until: null,
+      kernels: [],
+      terminals: [],
+      app: { action: 'server', action_at: '2026-12-02T10:00:00Z', reason: '' },
+      documents: { unsaved: [], unsavable: [{ path: 'ro.ipynb', reason: 'read-only' }], waiting_until: '2026-12-02T10:05:00Z',
+        waiting_for: ['ro.ipynb'], grace_minutes: 5, last_save: null }
+    };
+    const shown = statusText(status, null, now);
+    expect(shown.text).toBe('Server: saving first');
+    expect(shown.title).toContain('ro.ipynb');
+  });
+});
