@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -322,18 +322,9 @@ def lab_recording_the_notebook_at_the_action(home: Path) -> tuple[ServerProcess,
     return lab, marker
 
 
-def run_until_the_action(lab: ServerProcess, marker: Path, mode: str) -> tuple[dict, set[str], dict]:
-    """Run the tab in `mode`, noting every app deadline the server shows once the kernel has gone."""
-    script = run_idle_tab(lab, mode)
+def finish_tab(script: subprocess.Popen, lab: ServerProcess) -> dict:
+    """The steps of a tab script once it ends (killed if it does not); it must have succeeded."""
     try:
-        deadlines, kernel_seen = set(), False
-        while script.poll() is None and not marker.exists():
-            status = lab.request("GET", "autoshutdown/api/status").json()
-            kernel_seen = kernel_seen or bool(status["kernels"])
-            app = status["app"]
-            if kernel_seen and not status["kernels"] and app["action_at"] and not app["last_run_at"]:
-                deadlines.add(app["action_at"])
-            time.sleep(0.2)
         stdout, stderr = script.communicate(timeout=180)
     finally:
         if script.poll() is None:
@@ -342,7 +333,26 @@ def run_until_the_action(lab: ServerProcess, marker: Path, mode: str) -> tuple[d
     steps = steps_of(stdout)
     assert script.returncode == 0 and "error" not in steps, (
         f"{stdout}\n{stderr}\n--- server log ---\n{lab.output()[-5000:]}")
-    return steps, deadlines, json.loads(marker.read_text())
+    return steps
+
+
+def run_until_the_action(lab: ServerProcess, marker: Path, mode: str) -> tuple[dict, set[str], dict]:
+    """Run the tab in `mode`, noting every app deadline the server shows once the kernel has gone."""
+    script = run_idle_tab(lab, mode)
+    deadlines, kernel_seen = set(), False
+    try:
+        while script.poll() is None and not marker.exists():
+            status = lab.request("GET", "autoshutdown/api/status").json()
+            kernel_seen = kernel_seen or bool(status["kernels"])
+            app = status["app"]
+            if kernel_seen and not status["kernels"] and app["action_at"] and not app["last_run_at"]:
+                deadlines.add(app["action_at"])
+            time.sleep(0.2)
+    except BaseException:
+        script.kill()
+        script.wait()
+        raise
+    return finish_tab(script, lab), deadlines, json.loads(marker.read_text())
 
 
 @pytest.mark.timeout(300)
@@ -379,5 +389,30 @@ def test_a_notebook_that_cannot_be_saved_is_named_and_the_action_runs_after_the_
         assert GRACE_MINUTES * 60 <= waited <= GRACE_MINUTES * 60 + 5, waited
         assert steps["action-ran"]["documents"]["last_save"]["failed"][0]["path"] == "demo.ipynb"
         assert "not saved in time): demo.ipynb" in lab.output()
+    finally:
+        lab.stop()
+
+
+@pytest.mark.timeout(240)
+def test_the_panel_moves_and_resets_the_daily_stop_where_the_operator_allows_it(home):
+    quiet_lab_settings(home)
+    operator_time = (datetime.now() + timedelta(hours=12)).strftime("%H:%M")  # never due in the test
+    lab = ServerProcess(
+        home, f"--AutoShutdown.idle_timeout={IDLE_TAB_MINUTES * 10}",
+        "--AutoShutdown.allow_user_daily_stop=True",
+        f"--AutoShutdown.daily_stop_time={operator_time}", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", module="jupyterlab",
+    )
+    try:
+        assert lab.request("PUT", "api/contents/demo.ipynb",
+                           json={"type": "notebook", "content": NOTEBOOK}).status_code in (200, 201)
+        steps = finish_tab(run_idle_tab(lab, "daily-stop"), lab)
+        user = steps["user-time"]
+        assert f"{operator_time} server time (the operator's)" in user["shown"], user
+        assert user["refused"], "an invalid time could be saved"
+        assert user["daily_stop"]["time"] == "21:30" and user["daily_stop"]["set_by"] == "user", user
+        assert "Daily stop: 21:30 server time (set by a user)" in user["tooltip"], user
+        reset = steps["reset"]["daily_stop"]
+        assert reset["time"] == operator_time and reset["set_by"] == "operator", reset
     finally:
         lab.stop()
