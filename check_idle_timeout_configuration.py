@@ -17,7 +17,7 @@ import sys
 # Run from a checkout, this works before the package is installed (it needs only requests).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from jupyter_autoshutdown.client import main
+from jupyter_autoshutdown.client import main  # the `jupyter autoshutdown` command
 
 if __name__ == "__main__":
     sys.exit(main(["check", *sys.argv[1:]]))

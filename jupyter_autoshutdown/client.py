@@ -1,4 +1,8 @@
-"""Command-line client for a running server: set the timeout, check health, check a fleet.
+"""``jupyter autoshutdown``: the command line for a running server (status, set, check,
+keepalive, fleet, version). Installed by pip as ``jupyter-autoshutdown`` (which ``jupyter
+autoshutdown`` runs) and as ``python -m jupyter_autoshutdown``; ``python -m
+jupyter_autoshutdown.client`` and the original's scripts (set-time-interval.sh,
+check_idle_timeout_configuration.py) run it too.
 
 It talks to the server's REST API with the server's token, or, against a token-less server
 (Studio Classic), with its own matching XSRF cookie and header (auth.py; never a scraped cookie). Without
@@ -50,6 +54,8 @@ EXIT_AUTH = 7
 
 IDLE_CHECKER = "sagemaker-studio-autoshutdown/idle_checker"
 STATUS = "autoshutdown/api/status"
+KEEPALIVE = "autoshutdown/api/keepalive"
+SESSIONS = "api/sessions"
 MAX_MINUTES = 525_600.0
 #: A last check older than this many check intervals (plus slack) means the checker is stuck.
 STALE_INTERVALS = 2
@@ -426,7 +432,7 @@ def check_studio_space(sagemaker: Any, space: StudioSpace, region: str, timeout:
     if not space.owner:
         return Health(EXIT_NO_SERVER, f"{shown}; a shared space has no owner profile to open it "
                       "with a presigned URL, so its server cannot be checked from outside: run "
-                      "`python -m jupyter_autoshutdown.client check` in the space", {"server": label})
+                      "`jupyter autoshutdown check` in the space", {"server": label})
     try:
         authorized = sagemaker.create_presigned_domain_url(
             DomainId=space.domain, UserProfileName=space.owner, SpaceName=space.space,
@@ -460,6 +466,127 @@ def _sagemaker_client(region: str | None) -> Any:
     return boto3.client("sagemaker", region_name=region)
 
 
+# ---- status and keep-alive --------------------------------------------------------------------
+
+
+def _seconds(value: Any) -> str:
+    """A duration for a person: "45 s", "12 min", "2 h 5 min"; "-" for none."""
+    if value is None:
+        return "-"
+    total = max(0, math.ceil(float(value)))
+    if total < 60:
+        return f"{total} s"
+    minutes = math.ceil(total / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def _clock(iso: Any) -> str:
+    """A UTC timestamp as this machine's local time of day (with the date when not today)."""
+    if not iso:
+        return "-"
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(str(iso)).astimezone()
+    today = datetime.now().astimezone().date()
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
+
+
+def read_status(server: Server, timeout: float = 10.0) -> dict[str, Any]:
+    """The server's status, each kernel with the path of its notebook or console where known."""
+    status = _json(call(server, "GET", STATUS, timeout=timeout))
+    sessions_response = call(server, "GET", SESSIONS, timeout=timeout, missing_ok=True)
+    paths: dict[str, str] = {}
+    if sessions_response.status_code == 200:
+        with contextlib.suppress(ValueError):
+            for session in sessions_response.json():
+                kernel = (session or {}).get("kernel") or {}
+                if kernel.get("id"):
+                    paths[kernel["id"]] = session.get("path") or session.get("name") or ""
+    for kernel in status.get("kernels", []):
+        kernel["path"] = paths.get(kernel.get("id", ""))
+    return status
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def describe_status(status: dict[str, Any], url: str) -> str:
+    """The status as a person reads it: kernels by notebook, terminals, the app action."""
+    settings = status.get("settings") or {}
+    minutes = settings.get("idle_timeout_minutes")
+    lines = [f"Auto-shutdown on {url}: timeout "
+             + ("off" if not minutes else f"{minutes:g} min")
+             + f", keep terminals {_yes_no(settings.get('keep_terminals'))}, "
+             f"{status.get('count', 0)} checks, last {_clock(status.get('last_check'))}"]
+    if status.get("keep_alive_until"):
+        lines.append(f"Everything is kept alive until {_clock(status['keep_alive_until'])}.")
+    kernels = status.get("kernels") or []
+    lines.append("")
+    if kernels:
+        rows = [["KERNEL", "STATE", "IDLE FOR", "STOPS AT", "WHY"]]
+        for kernel in kernels:
+            rows.append([kernel.get("path") or f"{kernel.get('name')} {str(kernel.get('id'))[:8]}",
+                         str(kernel.get("execution_state") or "?"), _seconds(kernel.get("idle_seconds")),
+                         _clock(kernel.get("shutdown_at")), str(kernel.get("reason") or "")])
+        lines += _table(rows)
+    else:
+        lines.append("No kernels are running.")
+    terminals = status.get("terminals") or []
+    lines.append("")
+    if terminals:
+        rows = [["TERMINAL", "IDLE FOR", "STOPS AT", "WHY"]]
+        rows += [[f"terminal {t.get('name')}", _seconds(t.get("idle_seconds")), _clock(t.get("shutdown_at")),
+                  str(t.get("reason") or "")] for t in terminals]
+        lines += _table(rows)
+    else:
+        lines.append("No terminals are open.")
+    app = status.get("app") or {}
+    lines.append("")
+    when = (f"at {_clock(app.get('action_at'))} (in {_seconds(app.get('seconds_until_action'))})"
+            if app.get("action_at") else "not scheduled")
+    lines.append(f"App action '{app.get('action')}': {when}; {app.get('reason') or ''}".rstrip("; "))
+    if app.get("last_run_at"):
+        lines.append(f"  last run at {_clock(app['last_run_at'])}: {app.get('last_result')}")
+    if app.get("last_error"):
+        lines.append(f"  last attempt failed: {app['last_error']}")
+    if status.get("errors"):
+        latest = status["errors"][-1].get("message")
+        lines.append(f"{len(status['errors'])} recent error(s); the latest: {latest}")
+    return "\n".join(lines)
+
+
+def keep_alive(server: Server, minutes: float | None, kernel: str | None, terminal: str | None,
+               timeout: float = 10.0) -> dict[str, Any]:
+    """Keep everything (or one kernel or terminal) alive for `minutes`; None cancels."""
+    target = {"kernel_id": kernel} if kernel else {"terminal": terminal} if terminal else {}
+    if minutes is None:
+        query = "&".join(f"{key}={value}" for key, value in target.items())
+        response = call(server, "DELETE", KEEPALIVE + (f"?{query}" if query else ""), timeout=timeout)
+    else:
+        response = call(server, "POST", KEEPALIVE, body={"minutes": minutes, **target}, timeout=timeout)
+    if response.status_code == 400:
+        raise ClientError(EXIT_REJECTED, f"the server rejected it: {_json(response).get('message')}")
+    if response.status_code != 200:
+        raise ClientError(EXIT_FAILED, f"unexpected reply ({response.status_code}): {response.text[:200]}")
+    return _json(response)
+
+
+def describe_keep_alive(data: dict[str, Any]) -> str:
+    lines = []
+    if data.get("keep_alive_until"):
+        lines.append(f"Everything is kept alive until {_clock(data['keep_alive_until'])}.")
+    for kernel, until in (data.get("kernels") or {}).items():
+        lines.append(f"Kernel {kernel} is kept alive until {_clock(until)}.")
+    for terminal, until in (data.get("terminals") or {}).items():
+        lines.append(f"Terminal {terminal} is kept alive until {_clock(until)}.")
+    return "\n".join(lines) or "No keep-alive is in force."
+
+
 # ---- command line -----------------------------------------------------------------------------
 
 
@@ -470,9 +597,19 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jupyter_autoshutdown.client",
-                                     description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="jupyter autoshutdown",
+        description="Auto-shutdown of idle kernels, terminals and servers: see and change it on a "
+                    "running server, check one or many.",
+        epilog="Exit codes: 0 done/healthy, 1 request failed, 2 bad arguments, 3 no server found, "
+               "4 extension not loaded, 5 checker not running, 6 value rejected, 7 token refused.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    status_parser = commands.add_parser("status", help="what stops when: kernels, terminals, the app action")
+    status_parser.add_argument("--json", action="store_true",
+                               help="print GET autoshutdown/api/status, each kernel with its 'path'")
+    _add_server_options(status_parser)
 
     set_parser = commands.add_parser("set", help="set the idle timeout of the running server")
     set_parser.add_argument("minutes", nargs="?", help="idle timeout in minutes (default: TIMEOUT_IN_MINS)")
@@ -488,6 +625,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "keep_terminals, count, ...) at the top level, with healthy, "
                                    "exit_code, message, server, and the native status under 'status'")
     _add_server_options(check_parser)
+
+    keep_parser = commands.add_parser("keepalive", help="keep everything, or one kernel or terminal, alive")
+    keep_parser.add_argument("minutes", nargs="?", help="for how many minutes (default 60)")
+    keep_parser.add_argument("--cancel", action="store_true", help="end the keep-alive now")
+    which = keep_parser.add_mutually_exclusive_group()
+    which.add_argument("--kernel", metavar="ID", help="only this kernel")
+    which.add_argument("--terminal", metavar="NAME", help="only this terminal")
+    keep_parser.add_argument("--json", action="store_true", help="print the keep-alives as JSON")
+    _add_server_options(keep_parser)
+
+    commands.add_parser("version", help="print the installed version")
 
     fleet_parser = commands.add_parser("fleet", help="check many servers at once")
     fleet_parser.add_argument("--server", action="append", default=[], metavar="URL[,TOKEN]",
@@ -524,6 +672,30 @@ def _run_set(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Auto-shutdown settings now in force on {server.url}:")
         print(describe_settings(data))
+    return EXIT_OK
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    server = resolve_server(args.url, args.token)
+    status = read_status(server, args.timeout)
+    print(json.dumps(status, indent=2) if args.json else describe_status(status, server.url))
+    return EXIT_OK
+
+
+def _run_keepalive(args: argparse.Namespace) -> int:
+    if args.cancel and args.minutes is not None:
+        raise ClientError(EXIT_USAGE, "give either minutes or --cancel")
+    minutes = None if args.cancel else parse_minutes_argument(args.minutes or "60")
+    server = resolve_server(args.url, args.token)
+    data = keep_alive(server, minutes, args.kernel, args.terminal, args.timeout)
+    print(json.dumps(data, indent=2) if args.json else describe_keep_alive(data))
+    return EXIT_OK
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    from ._version import __version__
+
+    print(f"jupyter_autoshutdown {__version__}")
     return EXIT_OK
 
 
@@ -595,7 +767,8 @@ def _run_fleet(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runner = {"set": _run_set, "check": _run_check, "fleet": _run_fleet}[args.command]
+    runner = {"status": _run_status, "set": _run_set, "check": _run_check, "keepalive": _run_keepalive,
+              "fleet": _run_fleet, "version": _run_version}[args.command]
     try:
         return runner(args)
     except ClientError as error:

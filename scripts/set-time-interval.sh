@@ -20,4 +20,4 @@ fi
 if [ -d "$here/../jupyter_autoshutdown" ]; then
   export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
 fi
-exec "$python" -m jupyter_autoshutdown.client set "$@"
+exec "$python" -m jupyter_autoshutdown set "$@"

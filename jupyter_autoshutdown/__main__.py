@@ -1,0 +1,7 @@
+"""`python -m jupyter_autoshutdown`: the `jupyter autoshutdown` command (client.py)."""
+
+import sys
+
+from .client import main
+
+sys.exit(main())
