@@ -47,6 +47,29 @@ from .utilization import UtilizationSampler, nvml_reader
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 
 
+#: The oldest jupyter_server this extension runs on (pyproject's dependency says the same).
+MIN_SERVER_VERSION = (2, 4)
+
+
+def refusal_for_server() -> str | None:
+    """Why the checker cannot run on the jupyter_server in use, or None. jupyter_server 1.x (the
+    last Studio Classic runtimes) loads the extension, but lacks what the checker runs on; an
+    install without dependencies gets there."""
+    import jupyter_server
+
+    found = getattr(jupyter_server, "__version__", "0")
+    try:
+        major_minor = tuple(int(part) for part in found.split(".")[:2])
+    except ValueError:
+        return None  # a development build: let it try
+    if major_minor >= MIN_SERVER_VERSION:
+        return None
+    needed = ".".join(map(str, MIN_SERVER_VERSION))
+    return (f"jupyter_autoshutdown needs jupyter_server {needed} or newer, and this server runs "
+            f"{found}: nothing will be shut down automatically. Upgrade it (pip install "
+            f"'jupyter_server>={needed}'; JupyterLab 4 brings it) and restart the server")
+
+
 class AutoShutdown(ExtensionApp):
     """Shut down idle kernels and terminals, then stop what costs money.
 
@@ -431,6 +454,12 @@ class AutoShutdown(ExtensionApp):
             window_seconds=self.utilization_window, gpu_reader=gpu_reader,
         )
 
+    @property
+    def service_refusal(self) -> str | None:
+        """Why this server cannot run the checker, or None (see refusal_for_server)."""
+        service = getattr(self, "service", None)
+        return service.refusal if service is not None else None
+
     def initialize_settings(self) -> None:
         self.activity = PeopleActivity(self.server.base_url, self.activity_paths, log=self.log)
         # The public hook by which tornado shows this tracker every request's start and end.
@@ -443,6 +472,8 @@ class AutoShutdown(ExtensionApp):
         )
         self.service = self._build_service(limits)
         self.monitor = self.service.monitor
+        if self.service.refusal:
+            self.log.error("auto-shutdown: %s", self.service.refusal)
         self.store.on_change(lambda _settings: self.monitor.wake())
         # An answered write may release an app action that waited for it.
         self.activity.on_change(self.monitor.wake)
@@ -481,6 +512,7 @@ class AutoShutdown(ExtensionApp):
             activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
             keep_alives=monitor.keep_alives, documents=documents,
             server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
+            refusal=refusal_for_server(),
         )
 
     def initialize_handlers(self) -> None:
@@ -494,6 +526,8 @@ class AutoShutdown(ExtensionApp):
         self.monitor.wake()
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if self.service_refusal:
+            return  # logged at load (jupyter_server 1.x never calls this hook)
         if getattr(self, "monitor", None) is None:
             # initialize_settings failed (jupyter_server logged why); the server runs without us.
             self.log.error("auto-shutdown: not started: the extension failed to initialise (see above); "

@@ -241,6 +241,8 @@ def check_health(server: Server, timeout: float = 10.0) -> Health:
         return Health(error.code, error.message, {"server": server.label or server.url})
     data = {"server": server.label or server.url, "idle_checker": compat, "status": status}
     count = int(compat.get("count") or 0)
+    if compat.get("message") and not compat.get("running"):
+        return Health(EXIT_NOT_RUNNING, str(compat["message"]), data)  # e.g. jupyter_server too old
     if status is None:
         # An older extension with only the SageMaker route: all it tells is the count.
         if count < 1:

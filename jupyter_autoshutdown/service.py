@@ -37,6 +37,8 @@ class Service:
     activity_paths: tuple[str, ...] = ()
     #: The platform idle-signal file kept true to our rules (activity_file.py), if any.
     activity_file: ActivityFile | None = None
+    #: Why the checker does not run on this server (jupyter_server too old), or None.
+    refusal: str | None = None
 
 
 def build_monitor(

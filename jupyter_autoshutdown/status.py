@@ -114,6 +114,7 @@ def compat_model(service: Service) -> dict[str, Any]:
         "idle_timeout_minutes": settings.idle_timeout_minutes,
         "last_check": iso(monitor.last_check),
         "running": monitor.running,
+        **({"message": service.refusal} if service.refusal else {}),
     }
 
 
@@ -172,6 +173,7 @@ def status_model(service: Service) -> dict[str, Any]:
     return {
         "count": monitor.count,
         "running": monitor.running,
+        **({"message": service.refusal} if service.refusal else {}),
         "now": now.isoformat(),
         "started_at": monitor.started_at.isoformat(),
         "last_check": iso(last_check),

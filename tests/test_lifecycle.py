@@ -355,3 +355,27 @@ echo $! > {pid_file}
             assert token_less_settings(url)["idle_time"] == int(minutes) * 60
     finally:
         stop_process_in(pid_file)
+
+
+@pytest.mark.timeout(600)
+def test_on_jupyter_server_1_the_extension_refuses_at_load_and_says_why(home, tmp_path):
+    """JupyterLab 3.6's jupyter_server 1.x, with this package installed without dependencies as
+    Studio Classic's lifecycle scripts did: an ERROR line, and the compat GET says why."""
+    venv = tmp_path / "server1"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "jupyter_server>=1.24,<2", "requests", "psutil", "prometheus_client"],
+                   check=True, timeout=400)
+    subprocess.run([*pip, "--no-deps", REPO], check=True, timeout=300)
+    old = ServerProcess(home, f"--ServerApp.token={TOKEN}", python=str(python))  # 1.x: no IdentityProvider
+    try:
+        compat = old.request("GET", "sagemaker-studio-autoshutdown/idle_checker").json()
+        assert compat["running"] is False and compat["count"] == 0
+        assert "needs jupyter_server 2.4 or newer" in compat["message"], compat
+        log = old.output()
+        assert "[E" in log and "auto-shutdown: jupyter_autoshutdown needs jupyter_server 2.4" in log, log
+        checked = run([sys.executable, CHECKER, "--url", old.url, "--token", TOKEN], home)
+        assert checked.returncode == 5 and "needs jupyter_server 2.4" in checked.stdout, checked
+    finally:
+        old.stop()
