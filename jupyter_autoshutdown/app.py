@@ -474,6 +474,11 @@ class AutoShutdown(ExtensionApp):
         self.monitor = self.service.monitor
         if self.service.refusal:
             self.log.error("auto-shutdown: %s", self.service.refusal)
+        elif not hasattr(getattr(self.serverapp, "extension_manager", None), "start_all_extensions"):
+            # jupyter_server before 2.16 has no start hook for extensions: start once its loop runs.
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current().add_callback(self._start_jupyter_server_extension, self.serverapp)
         self.store.on_change(lambda _settings: self.monitor.wake())
         # An answered write may release an app action that waited for it.
         self.activity.on_change(self.monitor.wake)

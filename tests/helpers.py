@@ -38,7 +38,9 @@ def extension_of(serverapp: Any) -> AutoShutdown:
 
 async def start_extension(serverapp: Any) -> AutoShutdown:
     """jp_serverapp does not run extensions' start hooks; this starts the monitor."""
-    await serverapp.extension_manager.start_all_extensions()
+    if hasattr(serverapp.extension_manager, "start_all_extensions"):
+        await serverapp.extension_manager.start_all_extensions()
+    # else: jupyter_server < 2.16 has no start hook; the extension starts itself on the loop
     extension = extension_of(serverapp)
     await wait_for(lambda: extension.monitor.count >= 1, what="the first check pass")
     return extension

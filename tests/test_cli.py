@@ -46,7 +46,9 @@ def start_kernel(server) -> str:
     return response.json()["id"]
 
 
-def test_version_needs_no_server(tmp_path):
+def test_version_needs_no_server_and_has_one_source(tmp_path):
+    package_json = json.loads((Path(__file__).resolve().parent.parent / "package.json").read_text())
+    assert __version__ == package_json["version"]
     result = autoshutdown(tmp_path, "version")
     assert result.returncode == 0 and result.stdout.strip() == f"jupyter_autoshutdown {__version__}"
     module = subprocess.run([sys.executable, "-m", "jupyter_autoshutdown", "version"], capture_output=True,

@@ -22,7 +22,8 @@ import pytest
 from server_process import TOKEN, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "test-output" / "e2e"
+#: Screenshots; .ci/run names another folder for its second run (the newest JupyterLab).
+OUTPUT = ROOT / "test-output" / os.environ.get("AUTOSHUTDOWN_E2E_OUTPUT", "e2e")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MINUTES = 0.75  # 45 s: long enough to look, short enough to wait for
 WARNING_MINUTES = 0.25  # the warning comes 15 s before

@@ -11,6 +11,7 @@ import contextlib
 import json
 from datetime import datetime, timedelta, timezone
 
+import jupyter_server
 import pytest
 from actions_for_tests import RecordingAction
 from helpers import api, extension_of, start_extension, wait_for, wait_pass_after
@@ -23,6 +24,13 @@ from jupyter_autoshutdown.activity import PeopleActivity
 TIMEOUT_SECONDS = 3.0
 #: How late the action may come after its deadline on a busy CI machine; typically ~0.05 s.
 PUNCTUAL_SECONDS = 1.0
+
+#: These compare with jupyter_server's own record of API activity, which before 2.8 (the lowest
+#: jupyter_server declared is 2.4) is not kept for token-authenticated requests at all.
+NEEDS_SERVER_ACTIVITY_RECORD = pytest.mark.skipif(
+    jupyter_server.version_info < (2, 8),
+    reason="jupyter_server < 2.8 records no API activity for token requests",
+)
 
 
 @pytest.fixture
@@ -87,6 +95,7 @@ async def app_deadline(jp_fetch) -> datetime:
     return parse(status["app"]["action_at"])
 
 
+@NEEDS_SERVER_ACTIVITY_RECORD
 async def test_an_open_tab_polling_does_not_delay_the_app_action(jp_serverapp, jp_fetch):
     install_other_extension(jp_serverapp)
     await start_extension(jp_serverapp)
@@ -103,6 +112,7 @@ async def test_an_open_tab_polling_does_not_delay_the_app_action(jp_serverapp, j
     assert status["settings"]["server_activity"] == "people"
 
 
+@NEEDS_SERVER_ACTIVITY_RECORD
 @pytest.mark.parametrize(
     "autoshutdown_config",
     [{"idle_timeout": TIMEOUT_SECONDS / 60, "app_action": "actions_for_tests:RecordingAction",
