@@ -20,12 +20,7 @@ export const INTERACTION_EVENTS = ['keydown', 'pointerdown', 'pointermove', 'whe
  * script), and for pointer moves, a move of the pointer itself (browsers send moves with no
  * movement when the page changes under a still pointer).
  */
-export function isPersonEvent(event: {
-  isTrusted: boolean;
-  type: string;
-  movementX?: number;
-  movementY?: number;
-}): boolean {
+export function isPersonEvent(event: { isTrusted: boolean; type: string; movementX?: number; movementY?: number }): boolean {
   if (!event.isTrusted) {
     return false;
   }

@@ -65,12 +65,7 @@ export class SettingsForm extends React.Component<IFormProps, IFormState> {
     const invalid = this.state.draft !== null && !check.ok;
     const toggle = (key: 'keep_terminals' | 'cull_busy' | 'cull_connected', label: string, help: string) => (
       <label className="jp-AutoShutdown-check" title={help}>
-        <input
-          type="checkbox"
-          name={key}
-          checked={draft[key]}
-          onChange={event => this.edit({ [key]: event.currentTarget.checked })}
-        />
+        <input type="checkbox" name={key} checked={draft[key]} onChange={event => this.edit({ [key]: event.currentTarget.checked })} />
         {label}
       </label>
     );
@@ -251,7 +246,12 @@ export class DailyStopForm extends React.Component<IDailyStopProps, IDailyStopSt
           onChange={event => this.edit({ time: event.currentTarget.value })}
         />
         <label className="jp-AutoShutdown-check">
-          <input type="checkbox" name="no_daily_stop" checked={draft.none} onChange={event => this.edit({ none: event.currentTarget.checked })} />
+          <input
+            type="checkbox"
+            name="no_daily_stop"
+            checked={draft.none}
+            onChange={event => this.edit({ none: event.currentTarget.checked })}
+          />
           No daily stop
         </label>
         <div className={invalid && this.state.draft ? 'jp-AutoShutdown-invalid' : 'jp-AutoShutdown-hint'}>
@@ -260,7 +260,11 @@ export class DailyStopForm extends React.Component<IDailyStopProps, IDailyStopSt
             : `In force: ${dailyStopText(stop)}. The operator's: ${operator}.`}
         </div>
         <div className="jp-AutoShutdown-buttons">
-          <Button type="submit" className="jp-mod-styled jp-mod-accept" disabled={this.state.saving || this.state.draft === null || invalid}>
+          <Button
+            type="submit"
+            className="jp-mod-styled jp-mod-accept"
+            disabled={this.state.saving || this.state.draft === null || invalid}
+          >
             Save
           </Button>
           <Button

@@ -317,8 +317,7 @@ export function shorten(text: string, limit: number): string {
 /** The message after a kernel was culled: whole within MESSAGE_LIMIT, whatever the path. */
 export function cullMessage(title: string, idleSeconds: number | null | undefined): string {
   const idle = typeof idleSeconds === 'number' && idleSeconds >= 0 ? ` after ${formatDuration(idleSeconds)} idle` : '';
-  const build = (name: string) =>
-    `Auto-shutdown stopped the kernel of “${name}”${idle}. Its variables are gone; its file is unchanged.`;
+  const build = (name: string) => `Auto-shutdown stopped the kernel of “${name}”${idle}. Its variables are gone; its file is unchanged.`;
   const room = MESSAGE_LIMIT - build('').length;
   return build(shorten(title, Math.max(8, room)));
 }
@@ -377,9 +376,7 @@ export function isStopTime(text: string): boolean {
   return /^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/.test(text.trim());
 }
 
-export type TimeoutCheck =
-  | { ok: true; minutes: number; turnsOff: boolean }
-  | { ok: false; reason: string };
+export type TimeoutCheck = { ok: true; minutes: number; turnsOff: boolean } | { ok: false; reason: string };
 
 /**
  * Whether the text typed as the timeout may be saved, and why not. Empty and non-numeric text is

@@ -123,10 +123,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(OPEN_PANEL, {
       label: 'Auto-shutdown: show what stops when, and the settings',
       icon: autoShutdownIcon,
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: openPanel
     });
     app.commands.addCommand(KEEP_ALIVE, {
       label: () => `Auto-shutdown: keep everything alive for ${model.preferences.keepAliveMinutes} min`,
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: () => warnings.keepAlive({})
     });
     palette?.addItem({ command: OPEN_PANEL, category: 'Auto-shutdown' });

@@ -330,10 +330,7 @@ export class AutoShutdownModel implements IDisposable {
     this.status = status;
     this._changed.emit();
     if (request === this.requested && !this.visibility.hidden()) {
-      this.refreshTimer = this.clock.setTimeout(
-        () => void this.refresh(),
-        nextRefreshDelay(this.status, this.clock.now())
-      );
+      this.refreshTimer = this.clock.setTimeout(() => void this.refresh(), nextRefreshDelay(this.status, this.clock.now()));
     }
   }
 

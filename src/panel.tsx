@@ -33,7 +33,10 @@ export const PANEL_ID = 'jupyter-autoshutdown-panel';
  * latest state. A tick touches only countdown texts.
  */
 export class AutoShutdownPanel extends SidePanel {
-  constructor(private readonly model: AutoShutdownModel, warnings: Warnings) {
+  constructor(
+    private readonly model: AutoShutdownModel,
+    warnings: Warnings
+  ) {
     // One section: a plain panel, not the default accordion with its title bar.
     super({ content: new Panel() });
     this.id = PANEL_ID;
@@ -129,7 +132,13 @@ function PanelBody({ model, warnings, views }: { model: AutoShutdownModel; warni
       );
     }
     return minutes > 0 ? (
-      <Button small minimal className="jp-AutoShutdown-action" title={`Keep only this one for ${formatDuration(minutes * 60)}`} onClick={() => void warnings.keepAlive(target)}>
+      <Button
+        small
+        minimal
+        className="jp-AutoShutdown-action"
+        title={`Keep only this one for ${formatDuration(minutes * 60)}`}
+        onClick={() => void warnings.keepAlive(target)}
+      >
         Keep {formatDuration(minutes * 60)}
       </Button>
     ) : null;
@@ -153,7 +162,12 @@ function PanelBody({ model, warnings, views }: { model: AutoShutdownModel; warni
           >
             {model.writable && keepButtons(kernel, { kernel_id: kernel.id! })}
             {model.writable && (
-              <Button small minimal className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => model.shutDownKernel(kernel.id!), 'Shutting down failed')}>
+              <Button
+                small
+                minimal
+                className="jp-AutoShutdown-action jp-mod-warn"
+                onClick={act(() => model.shutDownKernel(kernel.id!), 'Shutting down failed')}
+              >
                 Shut down now
               </Button>
             )}
@@ -164,10 +178,23 @@ function PanelBody({ model, warnings, views }: { model: AutoShutdownModel; warni
         <h3>Terminals ({status.terminals.length})</h3>
         {status.terminals.length === 0 && <p className="jp-AutoShutdown-hint">No terminals are open.</p>}
         {status.terminals.map(terminal => (
-          <Row key={terminal.name} kind="terminal" title={`Terminal ${terminal.name}`} subtitle="" resource={terminal} model={model} views={views}>
+          <Row
+            key={terminal.name}
+            kind="terminal"
+            title={`Terminal ${terminal.name}`}
+            subtitle=""
+            resource={terminal}
+            model={model}
+            views={views}
+          >
             {model.writable && keepButtons(terminal, { terminal: terminal.name })}
             {model.writable && (
-              <Button small minimal className="jp-AutoShutdown-action jp-mod-warn" onClick={act(() => model.shutDownTerminal(terminal.name), 'Closing failed')}>
+              <Button
+                small
+                minimal
+                className="jp-AutoShutdown-action jp-mod-warn"
+                onClick={act(() => model.shutDownTerminal(terminal.name), 'Closing failed')}
+              >
                 Close now
               </Button>
             )}

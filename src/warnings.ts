@@ -31,7 +31,7 @@ export class Warnings {
     }
     const now = this.model.now();
     for (const [target, shown] of this.shown) {
-      const current = target === APP ? status.app.action_at : status.kernels.find(k => k.id === target)?.shutdown_at ?? null;
+      const current = target === APP ? status.app.action_at : (status.kernels.find(k => k.id === target)?.shutdown_at ?? null);
       if (current !== shown.shutdownAt) {
         Notification.dismiss(shown.id);
         this.shown.delete(target);
@@ -54,7 +54,10 @@ export class Warnings {
       const shown = this.shown.get(APP);
       const message = () => {
         const mine = this.unsaved?.unsaved() ?? { unsaved: [], unsavable: [] };
-        const unsavable = new Set([...mine.unsavable.map(item => item.path), ...(status.documents?.unsavable ?? []).map(item => item.path)]);
+        const unsavable = new Set([
+          ...mine.unsavable.map(item => item.path),
+          ...(status.documents?.unsavable ?? []).map(item => item.path)
+        ]);
         return { unsavable, text: appWarningMessage(secondsUntil(app.action_at, now)!, mine.unsaved, [...unsavable]) };
       };
       if (shouldWarn(app.action_at, warningAt, now, this.warnedFor.get(APP) ?? null)) {
@@ -118,9 +121,9 @@ export class Warnings {
         label: 'Restart kernel',
         caption: `Start a new ${document.kernelName} kernel for this notebook`,
         callback: () =>
-          void this.model.restartAfterCull(cull).catch(error =>
-            Notification.error(`Restarting failed: ${(error as Error).message}`, { autoClose: 8000 })
-          ),
+          void this.model
+            .restartAfterCull(cull)
+            .catch(error => Notification.error(`Restarting failed: ${(error as Error).message}`, { autoClose: 8000 })),
         displayType: 'accent'
       });
     }
@@ -137,4 +140,3 @@ export class Warnings {
 }
 
 const APP = 'app';
-

@@ -217,6 +217,16 @@ def test_install_offline_retune_verify_uninstall(home, wheelhouse, fresh_venv, t
         assert settings_of(server)["keep_terminals"] is False
         check = run([fresh_venv, CHECKER], home)
         assert check.returncode == 0, check.stdout + check.stderr
+        # The command pip installed, run outside any checkout: what a pip-only user has.
+        jupyter = fresh_venv.parent / "jupyter"
+        outside = {"cwd": tmp_path}
+        set_45 = subprocess.run([jupyter, "autoshutdown", "set", "45"], capture_output=True, text=True,
+                                env=isolated_env(home), timeout=60, **outside)
+        assert set_45.returncode == 0, set_45.stdout + set_45.stderr
+        assert settings_of(server)["idle_time"] == 2700
+        healthy = subprocess.run([jupyter, "autoshutdown", "check"], capture_output=True, text=True,
+                                 env=isolated_env(home), timeout=60, **outside)
+        assert healthy.returncode == 0 and "Auto-shutdown is active" in healthy.stdout, healthy
     finally:
         server.stop()
 

@@ -84,9 +84,7 @@ describe('statusText', () => {
     expect(text(status({ kernels: [kernel(60)] }), { id: 'k1', localStatus: 'busy' })).toBe('Kernel busy');
   });
   it('shows a keep-alive before anything else', () => {
-    expect(text(status({ keep_alive_until: at(3600), kernels: [kernel(60)] }), k1)).toMatch(
-      /^Kept alive until \d\d:\d\d$/
-    );
+    expect(text(status({ keep_alive_until: at(3600), kernels: [kernel(60)] }), k1)).toMatch(/^Kept alive until \d\d:\d\d$/);
   });
   it("shows one kernel's own keep-alive", () => {
     const kept = kernel(3600, { keep_alive_until: at(3600) });
@@ -148,9 +146,7 @@ describe('formatLocalTime', () => {
   it('shows local time with seconds, and the date only for another day', () => {
     const noon = new Date(NOW);
     const pad = (n: number) => String(n).padStart(2, '0');
-    expect(formatLocalTime(at(65), NOW)).toBe(
-      `${pad(noon.getHours())}:${pad(noon.getMinutes() + 1)}:05`
-    );
+    expect(formatLocalTime(at(65), NOW)).toBe(`${pad(noon.getHours())}:${pad(noon.getMinutes() + 1)}:05`);
     expect(formatLocalTime(at(-3 * 86400), NOW)).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     expect(formatLocalTime(null, NOW)).toBe('');
     expect(formatLocalTime('not a time', NOW)).toBe('');
@@ -174,9 +170,7 @@ describe('statusText after a cull', () => {
 describe('cullMessage', () => {
   it('fits in a toast whatever the path, keeping the name', () => {
     const short = cullMessage('demo.ipynb', 45);
-    expect(short).toBe(
-      'Auto-shutdown stopped the kernel of “demo.ipynb” after 45 s idle. Its variables are gone; its file is unchanged.'
-    );
+    expect(short).toBe('Auto-shutdown stopped the kernel of “demo.ipynb” after 45 s idle. Its variables are gone; its file is unchanged.');
     const deep = 'projects/' + 'very-long-folder-name/'.repeat(12) + 'analysis.ipynb';
     const long = cullMessage(deep, 7200);
     expect(long.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
@@ -272,8 +266,13 @@ describe('appWarningMessage', () => {
 
 describe('the daily stop', () => {
   const stop = {
-    time: '18:00', timezone: 'Europe/Berlin', label: '18:00 Europe/Berlin', set_by: 'operator' as const,
-    operator_time: '18:00', operator_timezone: 'Europe/Berlin', user_may_change: false
+    time: '18:00',
+    timezone: 'Europe/Berlin',
+    label: '18:00 Europe/Berlin',
+    set_by: 'operator' as const,
+    operator_time: '18:00',
+    operator_timezone: 'Europe/Berlin',
+    user_may_change: false
   };
   it('says the time and who set it', () => {
     expect(dailyStopText(stop)).toBe("18:00 Europe/Berlin (the operator's)");
@@ -297,14 +296,29 @@ describe('statusText while the app action waits for saves', () => {
     const status = {
       now: '2026-12-02T10:00:10Z',
       running: true,
-      settings: { idle_timeout_minutes: 30, keep_terminals: false, cull_busy: false, cull_connected: true, warning_seconds: 300,
-        max_keep_alive_minutes: 60, min_idle_timeout_minutes: 0, max_idle_timeout_minutes: 0, allow_disable: true },
+      settings: {
+        idle_timeout_minutes: 30,
+        keep_terminals: false,
+        cull_busy: false,
+        cull_connected: true,
+        warning_seconds: 300,
+        max_keep_alive_minutes: 60,
+        min_idle_timeout_minutes: 0,
+        max_idle_timeout_minutes: 0,
+        allow_disable: true
+      },
       keep_alive_until: null,
       kernels: [],
       terminals: [],
       app: { action: 'server', action_at: '2026-12-02T10:00:00Z', reason: '' },
-      documents: { unsaved: [], unsavable: [{ path: 'ro.ipynb', reason: 'read-only' }], waiting_until: '2026-12-02T10:05:00Z',
-        waiting_for: ['ro.ipynb'], grace_minutes: 5, last_save: null }
+      documents: {
+        unsaved: [],
+        unsavable: [{ path: 'ro.ipynb', reason: 'read-only' }],
+        waiting_until: '2026-12-02T10:05:00Z',
+        waiting_for: ['ro.ipynb'],
+        grace_minutes: 5,
+        last_save: null
+      }
     };
     const shown = statusText(status, null, now);
     expect(shown.text).toBe('Server: saving first');
