@@ -1,5 +1,6 @@
 """The generated reference pages: configuration traits (from the traits' own help) and the REST
-API (from openapi.json). Run by conf.py at every build, so they never drift from the code."""
+API (from openapi.json). Run by conf.py at every build; the pages are committed (the README links
+them) and CI fails when a build changes them, so they never drift from the code."""
 
 from __future__ import annotations
 

@@ -93,8 +93,9 @@ class OpenDocuments:
         self._listeners.append(listener)
 
     def report(self, page: str, unsaved: Sequence[str], unsavable: Sequence[Unsavable],
-               saved: Sequence[str] = (), closing: bool = False) -> None:
-        """A page's documents now: unsaved, unsavable, and those it just saved on our behalf."""
+               saved: Sequence[str] | None = None, closing: bool = False) -> None:
+        """A page's documents now: unsaved, unsavable, and (after a round of saving on our behalf,
+        else None) what it saved."""
         now = self.clock()
         cutoff = now - timedelta(seconds=PAGE_TTL_SECONDS)
         for gone in [key for key, held in self.pages.items() if held.at < cutoff]:
@@ -103,7 +104,7 @@ class OpenDocuments:
             self.pages.pop(page, None)
         else:
             self.pages[page] = PageReport(page, now, tuple(unsaved), tuple(unsavable))
-        if saved or (unsavable and self.save_requested_at is not None):
+        if saved is not None and (saved or unsavable):
             self.last_save = SaveRecord(now, page, tuple(saved), tuple(unsavable))
         if saved:
             self.log.info("auto-shutdown: a page saved %s before the app action", ", ".join(saved))

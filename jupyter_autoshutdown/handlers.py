@@ -249,7 +249,9 @@ class DocumentsHandler(AutoShutdownHandler):
             self.service.activity.excuse_saves(saving)
         self.service.documents.report(
             page, [self._path(item, "unsaved") for item in self._list(body, "unsaved")], unsavable,
-            [self._path(item, "saved") for item in self._list(body, "saved")], closing=closing,
+            # `saved` (even empty) ends a round of saving on our behalf; a plain report has none.
+            [self._path(item, "saved") for item in self._list(body, "saved")] if "saved" in body else None,
+            closing=closing,
         )
         self.finish(json.dumps(documents_model(self.service)))
 

@@ -219,8 +219,8 @@ export class UnsavedSaver {
     if (fields.saving?.length) {
       body.saving = fields.saving;
     }
-    if (fields.saved?.length) {
-      body.saved = fields.saved;
+    if (fields.saved !== undefined) {
+      body.saved = fields.saved; // even empty: this report ends a round of saving
     }
     this.lastReported = JSON.stringify({ unsaved: body.unsaved, unsavable: body.unsavable });
     this.lastReportAt = this.clock.now();

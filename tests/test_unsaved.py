@@ -103,6 +103,11 @@ async def test_a_page_saves_when_asked_and_the_action_runs_on_time(jp_serverapp,
     assert saved["content"]["metadata"] == {"saved_on_behalf": True}
     documents = (await api(jp_fetch, "autoshutdown", "api", "status"))["documents"]
     assert documents["last_save"]["saved"] == ["a.ipynb"] and documents["unsaved"] == []
+    # Another page's plain report (no round of saving) leaves the last save as it was.
+    await api(jp_fetch, "autoshutdown", "api", "documents", method="POST",
+              body={"page": "p2", "unsavable": [{"path": "ro.ipynb", "reason": "read-only"}]})
+    documents = (await api(jp_fetch, "autoshutdown", "api", "status"))["documents"]
+    assert documents["last_save"]["saved"] == ["a.ipynb"], documents
 
 
 async def test_a_document_that_cannot_be_saved_holds_the_action_for_the_grace_period_only(
@@ -112,7 +117,8 @@ async def test_a_document_that_cannot_be_saved_holds_the_action_for_the_grace_pe
     unsavable = [{"path": "ro.ipynb", "reason": "Permission denied"}]
     await report(jp_fetch, unsavable=unsavable)
     deadline = app_deadline(await api(jp_fetch, "autoshutdown", "api", "status"))
-    save_requests.answer = lambda: asyncio.ensure_future(report(jp_fetch, unsavable=unsavable))
+    # The page's answer after a round of saving that failed (`saved`, empty, ends the round).
+    save_requests.answer = lambda: asyncio.ensure_future(report(jp_fetch, unsavable=unsavable, saved=[]))
     await wait_for(lambda: save_requests.at, timeout=TIMEOUT_SECONDS + 10, what="the save request")
     await wait_for(lambda: extension.monitor.app.waiting_for, what="the barrier to wait")
     documents = (await api(jp_fetch, "autoshutdown", "api", "status"))["documents"]
