@@ -17,7 +17,7 @@ from server_process import ServerProcess
 from jupyter_autoshutdown.handlers import route_table
 
 SPEC = json.loads(files("jupyter_autoshutdown").joinpath("openapi.json").read_text())
-EXAMPLES_PER_ROUTE = 600
+EXAMPLES_PER_ROUTE = 400
 TALLY = {"requests": 0, "server_errors": 0, "rejections": 0, "accepted": 0}
 
 leaves = st.one_of(
