@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from .actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
 from .documents import OpenDocuments

@@ -20,10 +20,9 @@ its report is older than ``PAGE_TTL_SECONDS``, and removed at the next report of
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from .telemetry import Events
 

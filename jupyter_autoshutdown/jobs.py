@@ -10,8 +10,8 @@ failure (the executor retries with backoff).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .executor import Executor
 from .observe import K_NAME, KernelInfo

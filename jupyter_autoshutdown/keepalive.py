@@ -12,9 +12,9 @@ Targets are the keys the policy uses for single resources: a kernel's id, or "t:
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from .observe import TERMINAL_PREFIX, ResourceKey, terminal_key
 

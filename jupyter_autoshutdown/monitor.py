@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Callable
 
 from .app_runner import AppActionRunner
 from .executor import Executor, Failure

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import Callable
 
 from .observe import ResourceKey, key_of
 from .policy import Plan, Verdict, dry_run_due

@@ -6,10 +6,10 @@ the failures come back as strings for `status`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Final, NamedTuple, Optional, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .activity import (
     SOURCE_ANY_REQUEST,
@@ -138,7 +138,7 @@ class Snapshot:
 
 
 #: Supplies an activity time for a resource that reports none (key: kernel id or "t:<name>").
-MissingActivity = Callable[[str], Optional[datetime]]
+MissingActivity = Callable[[str], datetime | None]
 
 
 def _no_fallback(_key: str) -> datetime | None:

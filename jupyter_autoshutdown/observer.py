@@ -21,9 +21,9 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from .activity import PeopleActivity
 from .execution import RunningRequests

@@ -5,8 +5,9 @@ and wake the monitor through this object, and never cull anything themselves."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .actions import AppAction
 from .activity import PeopleActivity

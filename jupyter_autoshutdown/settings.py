@@ -24,12 +24,12 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .schedule import parse_stop_time, parse_zone
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 

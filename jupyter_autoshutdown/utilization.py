@@ -16,10 +16,9 @@ import collections
 import logging
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 #: pid -> GPU utilization percent (SM) of that process, for the processes NVML reports.
 GpuReader = Callable[[], Mapping[int, float]]

@@ -20,7 +20,7 @@ app this server is.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from .base import (
     NOTEBOOK_INSTANCE,

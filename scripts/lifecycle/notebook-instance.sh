@@ -3,8 +3,8 @@
 # notebook" script. SageMaker runs it as root at every start of the instance (and gives it 5
 # minutes), so it is idempotent; it needs no internet (wheels from S3 or the ML storage volume).
 #
-# Make the wheelhouse once (with the instance's JupyterSystemEnv Python version):
-#   scripts/build-wheelhouse.sh wheelhouse && aws s3 sync wheelhouse s3://BUCKET/auto-shutdown/
+# Make the wheelhouse once, for the instance's JupyterSystemEnv Python (3.10), from any machine:
+#   scripts/build-wheelhouse.sh wheelhouse --python-version 3.10 && aws s3 sync wheelhouse s3://BUCKET/auto-shutdown/
 # Once the server has been idle for the timeout, the extension stops this instance
 # (StopNotebookInstance: the role needs sagemaker:StopNotebookInstance). The ML storage volume,
 # and everything under /home/ec2-user/SageMaker, is kept.

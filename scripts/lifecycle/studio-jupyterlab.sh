@@ -3,8 +3,8 @@
 # app type JupyterLab. Studio runs it as sagemaker-user at every start of the space's JupyterLab
 # app, so it is idempotent; it needs no internet (wheels from S3 or the space's home volume).
 #
-# Make the wheelhouse once (same Python as the image, 3.11 or 3.12 in sagemaker-distribution):
-#   scripts/build-wheelhouse.sh wheelhouse && aws s3 sync wheelhouse s3://BUCKET/auto-shutdown/
+# Make the wheelhouse once, for the image's Python (SageMaker Distribution 1.x: 3.10; 2.x/3.x: 3.11/3.12):
+#   scripts/build-wheelhouse.sh wheelhouse --python-version 3.10 && aws s3 sync wheelhouse s3://BUCKET/auto-shutdown/
 # Then attach this file as the JupyterLab LCC (base64 -w0 of it as --studio-lifecycle-config-content).
 set -euo pipefail
 
