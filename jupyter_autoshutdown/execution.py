@@ -24,6 +24,19 @@ was registered as running before the probe went out is cleared. The probe's own 
 are not activity: when the reply comes at once, the kernel's last activity stays what it was
 before the probe (see `probed`). jupyter_server's `execution_state` is not touched.
 
+Until this extension has seen a kernel's state for itself, the kernel is busy ("unconfirmed"):
+our subscription can land after a cell said busy (a loaded machine, a kernel already running when
+the checker starts), and jupyter_server may meanwhile have copied a control request's idle, so no
+source we can read would say the cell runs. The watch therefore confirms the kernel itself: once
+its IOPub delivers (the subscription is live, so nothing later is missed), a shell-channel probe
+goes out; its answer means every request sent before it has ended, and with the subscription live
+every later one is seen. Seeing a cell (`execute_request`) end, or the kernel say `starting` (a
+new process), confirms it too. A kernel jupyter_server calls starting, restarting or dead runs no
+cell, so being unconfirmed does not make it busy; a kernel whose IOPub never delivers anything for
+`UNCONFIRMED_GIVE_UP_SECONDS` while no probe waits is left to jupyter_server's state (logged). The
+confirmation is not activity: its status messages come at the moment the watch starts, which
+counts as the kernel's activity anyway (below).
+
 One effect of watching: ipykernel's XPUB answers each new subscription topic with an
 `iopub_welcome` message to every subscriber, and jupyter_server counts any message without a
 parent as the kernel's activity. The monitor is woken when a kernel starts and watches it at once,
@@ -44,6 +57,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import zmq
+
+from .observe import NOT_RUNNING_STATES
 
 #: The request a kernel was running before we subscribed to it (it said busy and we missed why).
 UNKNOWN_REQUEST = "?"
@@ -69,6 +84,9 @@ PROBE_RESEND_SECONDS = 600.0
 #: jupyter_server records the probe's status messages a little after the reply: that long is
 #: still the probe's.
 PROBE_ECHO_SECONDS = 1.0
+#: An unconfirmed kernel whose IOPub has delivered nothing this long, with no probe waiting behind
+#: a running request, is left to jupyter_server's state (its status messages do not reach us).
+UNCONFIRMED_GIVE_UP_SECONDS = 60.0
 
 
 def _utcnow() -> datetime:
@@ -76,18 +94,21 @@ def _utcnow() -> datetime:
 
 
 class _Probe:
-    __slots__ = ("activity_before", "msg_id", "sent_at", "sent_monotonic", "stream")
+    __slots__ = ("activity_before", "msg_id", "sent_at", "sent_monotonic", "sent_while_live", "stream")
 
-    def __init__(self, stream: Any, msg_id: str, activity_before: Any, sent_at: datetime) -> None:
+    def __init__(self, stream: Any, msg_id: str, activity_before: Any, sent_at: datetime,
+                 sent_while_live: bool) -> None:
         self.stream = stream
         self.msg_id = msg_id
         self.activity_before = activity_before
         self.sent_at = sent_at
         self.sent_monotonic = time.monotonic()
+        #: Sent after the kernel's IOPub delivered: its answer confirms the kernel's state.
+        self.sent_while_live = sent_while_live
 
 
 class _Watch:
-    __slots__ = ("kernel", "last_message", "pid", "probe", "running", "stream")
+    __slots__ = ("kernel", "last_message", "live", "pid", "probe", "running", "stream", "watched_at")
 
     def __init__(self, stream: Any, pid: Any, kernel: Any = None) -> None:
         self.stream = stream
@@ -97,7 +118,9 @@ class _Watch:
         self.pid = pid
         self.kernel = kernel
         #: Monotonic time of the last message this socket delivered.
-        self.last_message = time.monotonic()
+        self.last_message = self.watched_at = time.monotonic()
+        #: The socket has delivered a message: the subscription is in place, nothing later is missed.
+        self.live = False
         self.probe: _Probe | None = None
 
 
@@ -120,6 +143,9 @@ class RunningRequests:
         #: echo lasted): activity times up to then are the probe's, not the kernel's, and a busy
         #: jupyter_server still shows is a lost idle.
         self.probed: dict[str, tuple[Any, datetime]] = {}
+        #: Watched kernels whose state this extension has not seen for itself yet (the module
+        #: docstring): busy unless jupyter_server says they run nothing. Read by observe.
+        self.unconfirmed: set[str] = set()
         self._watches: dict[str, _Watch | None] = {}
         #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
         #: is taken from jupyter_server's state until then.
@@ -134,9 +160,8 @@ class RunningRequests:
                 self._unwatch(gone)
             for kernel_id in kernels.keys() - watches.keys():
                 watches[kernel_id] = self._watch(kernel_id, kernels[kernel_id])
-                self.log.debug("auto-shutdown: %s kernel %s's status messages (jupyter_server says %s)",
-                               "watching" if watches[kernel_id] else "not watching", kernel_id,
-                               getattr(kernels[kernel_id], "execution_state", None))
+                self.log.debug("auto-shutdown: %s kernel %s's status messages",
+                               "watching" if watches[kernel_id] else "not watching", kernel_id)
         for kernel_id in list(self._unconfirmed):
             watch = watches.get(kernel_id)
             kernel = kernels.get(kernel_id)
@@ -175,9 +200,10 @@ class RunningRequests:
         """Busy by our tracking, or by jupyter_server's state unless a probe showed it stale."""
         if kernel_id in self.busy:
             return True
-        return getattr(kernel, "execution_state", None) == "busy" and not self.settled(
-            kernel_id, getattr(kernel, "last_activity", None)
-        )
+        state = getattr(kernel, "execution_state", None)
+        if kernel_id in self.unconfirmed and state not in NOT_RUNNING_STATES:
+            return True
+        return state == "busy" and not self.settled(kernel_id, getattr(kernel, "last_activity", None))
 
     def settled(self, kernel_id: str, last_activity: Any) -> bool:
         """True when a probe answered at once and nothing happened on the kernel since."""
@@ -210,11 +236,17 @@ class RunningRequests:
             # Subscribed mid-request: keep it busy until a cell ends.
             watch.running[UNKNOWN_REQUEST] = ("execute_request", time.monotonic())
             self.busy.add(kernel_id)
-        unpack = session.unpack
-        feed_identities = session.feed_identities
+        # Unconfirmed until a probe sent once the subscription is live answers (module docstring);
+        # a kernel that cannot be probed (a test double) keeps the fallbacks.
+        if self._send_probe(kernel_id, watch):
+            self.unconfirmed.add(kernel_id)
 
         def on_message(frames: list[bytes]) -> None:
             watch.last_message = time.monotonic()
+            if not watch.live:
+                watch.live = True
+                if kernel_id in self.unconfirmed and watch.probe is None:
+                    self._send_probe(kernel_id, watch)  # the one whose answer confirms
             if kernel_id in self._unconfirmed:
                 # The first message delivered: from now on nothing is missed. Whatever started
                 # before (a cell whose busy went out before we were subscribed, on a loaded
@@ -227,19 +259,9 @@ class RunningRequests:
                 if state_now == "busy":
                     watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
                     self.busy.add(kernel_id)
-            try:
-                _, parts = feed_identities(frames, copy=True)
-                # parts: signature, header, parent header, metadata, content, buffers...
-                if b'"status"' not in parts[1]:
-                    return
-                header = unpack(parts[1])
-                if header.get("msg_type") != "status":
-                    return
-                parent = unpack(parts[2])
-                state = unpack(parts[4]).get("execution_state")
-            except Exception:  # a malformed message tells us nothing; never raise into zmq
-                return
-            self._on_status(kernel_id, watch, state, parent)
+            status = _status_of(session, frames)
+            if status is not None:
+                self._on_status(kernel_id, watch, *status)
 
         stream.on_recv(on_message)
         return watch
@@ -247,12 +269,10 @@ class RunningRequests:
     def _on_status(self, kernel_id: str, watch: _Watch, state: Any, parent: Any) -> None:
         request = parent.get("msg_id") if isinstance(parent, dict) else None
         running = watch.running
-        if self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug("auto-shutdown: kernel %s: %s for %s %s; running before: %s", kernel_id, state,
-                           parent.get("msg_type") if isinstance(parent, dict) else None, request,
-                           [msg_type for msg_type, _ in running.values()])
+        self.log.debug("auto-shutdown: kernel %s: %s for %s; running: %s", kernel_id, state, request, running)
         if state == "starting":
             self._clear(kernel_id, watch)  # a new kernel process
+            self._confirm(kernel_id, "it said starting")
             return
         if not request or not isinstance(request, str):
             return
@@ -265,9 +285,17 @@ class RunningRequests:
         elif state == "idle":
             running.pop(request, None)
             if parent.get("msg_type") == "execute_request":
+                # Cells run one at a time: whatever ran before this one has ended too.
                 running.pop(UNKNOWN_REQUEST, None)
+                self._confirm(kernel_id, "a cell ended")
             if not running:
                 self.busy.discard(kernel_id)
+
+    def _confirm(self, kernel_id: str, why: str) -> None:
+        if kernel_id in self.unconfirmed:
+            self.unconfirmed.discard(kernel_id)
+            self.log.debug("auto-shutdown: kernel %s's state is confirmed (%s)", kernel_id, why)
+            self.on_change()
 
     def _clear(self, kernel_id: str, watch: _Watch) -> None:
         watch.running.clear()
@@ -277,9 +305,10 @@ class RunningRequests:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
         self._unconfirmed.discard(kernel_id)
+        self.unconfirmed.discard(kernel_id)
         self.probed.pop(kernel_id, None)
         if watch is not None:
-            self._drop_probe(watch)
+            _drop_probe(watch)
             try:
                 watch.stream.close()
             except Exception as error:
@@ -302,7 +331,12 @@ class RunningRequests:
         now = time.monotonic()
         probes = 0
         for kernel_id, watch in list(self._watches.items()):
-            if watch is None or kernel_id in self._unconfirmed:
+            if watch is None:
+                continue
+            if kernel_id in self.unconfirmed:
+                probes += self._confirm_quiet_kernel(kernel_id, watch, now)
+                continue
+            if kernel_id in self._unconfirmed:
                 continue
             kernel = watch.kernel
             if not self.taken_for_busy(kernel_id, kernel):
@@ -310,7 +344,7 @@ class RunningRequests:
             if watch.probe is not None:
                 if now - watch.probe.sent_monotonic < PROBE_RESEND_SECONDS:
                     continue  # queued behind a running cell: its answer comes when the cell ends
-                self._drop_probe(watch)
+                _drop_probe(watch)
             if now - watch.last_message < quiet_seconds:
                 continue
             activity = getattr(kernel, "last_activity", None)
@@ -320,31 +354,37 @@ class RunningRequests:
                 probes += 1
         return probes
 
+    def _confirm_quiet_kernel(self, kernel_id: str, watch: _Watch, now: float) -> int:
+        """An unconfirmed kernel: probe it again when its last probe is answered or lost; give up
+        when its IOPub never delivers. How many probes went out (0 or 1)."""
+        probe = watch.probe
+        if probe is not None:
+            if now - probe.sent_monotonic < PROBE_RESEND_SECONDS:
+                return 0  # waiting behind a running request: busy, as it should be
+            _drop_probe(watch)
+        if not watch.live and now - watch.watched_at >= UNCONFIRMED_GIVE_UP_SECONDS:
+            self.unconfirmed.discard(kernel_id)
+            self.log.warning(
+                "auto-shutdown: kernel %s has sent none of its status messages to auto-shutdown in "
+                "%.0f s; its busy state is jupyter_server's from now on", kernel_id, now - watch.watched_at)
+            self.on_change()
+            return 0
+        return int(self._send_probe(kernel_id, watch))
+
     def _send_probe(self, kernel_id: str, watch: _Watch) -> bool:
         kernel = watch.kernel
         try:
-            stream = kernel.connect_shell()
-            message = kernel.session.msg("kernel_info_request", {})
-            # A recognisable id: its busy and idle are ours, whenever they arrive.
-            message["header"]["msg_id"] = message["msg_id"] = PROBE_ID_PREFIX + uuid.uuid4().hex
-            kernel.session.send(stream, message)
+            stream, msg_id = _send_kernel_info_request(kernel)
         except Exception as error:
             self.log.debug("auto-shutdown: cannot probe kernel %s: %r", kernel_id, error)
             return False
-        probe = _Probe(stream, message["header"]["msg_id"], getattr(kernel, "last_activity", None),
-                       self.clock())
+        probe = _Probe(stream, msg_id, getattr(kernel, "last_activity", None), self.clock(), watch.live)
         watch.probe = probe
-        self.log.debug("auto-shutdown: kernel %s taken for busy and quiet: probing it", kernel_id)
+        self.log.debug("auto-shutdown: probing kernel %s", kernel_id)
 
         def on_reply(frames: list[bytes]) -> None:
-            try:
-                _, parts = kernel.session.feed_identities(frames, copy=True)
-                parent = kernel.session.unpack(parts[2])
-            except Exception:
-                return
-            if not isinstance(parent, dict) or parent.get("msg_id") != probe.msg_id:
-                return
-            self._probe_answered(kernel_id, watch, probe)
+            if _parent_id_of(kernel.session, frames) == probe.msg_id:
+                self._probe_answered(kernel_id, watch, probe)
 
         stream.on_recv(on_reply)
         return True
@@ -353,31 +393,77 @@ class RunningRequests:
         """Every request registered before the probe went out has ended."""
         if watch.probe is not probe:
             return
-        self._drop_probe(watch)
+        _drop_probe(watch)
         ended = [request for request, (_, since) in watch.running.items() if since <= probe.sent_monotonic]
         for request in ended:
             del watch.running[request]
         if not watch.running:
             self.busy.discard(kernel_id)
+        if kernel_id in self.unconfirmed:  # a confirming probe, not a repair
+            if probe.sent_while_live:
+                self._confirm(kernel_id, "it answered a probe")
+            elif watch.live:
+                self._send_probe(kernel_id, watch)  # live since: this one confirms
+            if ended:
+                self.on_change()
+            return
         answered_at = self.clock()
         prompt = (answered_at - probe.sent_at).total_seconds() <= PROBE_PROMPT_SECONDS
         if prompt:
             # Nothing ran: the probe's status messages (which jupyter_server counts as activity
-            # while it takes the kernel for busy) are not activity.
+            # while it takes the kernel for busy) are not activity. A repair worth a line:
+            # jupyter_server lost the kernel's idle and showed it busy.
             self.probed[kernel_id] = (probe.activity_before,
                                       answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
-        self.log.info(
-            "auto-shutdown: kernel %s was taken for busy but answered a kernel_info_request %s: "
-            "%d request(s) it was said to run are over", kernel_id,
-            "at once" if prompt else "when its work ended", len(ended),
-        )
+            self.log.info(
+                "auto-shutdown: kernel %s looked busy but is idle (it answered at once; its idle "
+                "message was lost): its idle time counts again", kernel_id)
+        else:
+            # The usual end of a cell that printed nothing for a while: nothing went wrong.
+            self.log.debug("auto-shutdown: kernel %s finished its quiet work (%d request(s) ended)",
+                           kernel_id, len(ended))
         self.on_change()
 
-    def _drop_probe(self, watch: _Watch) -> None:
-        probe, watch.probe = watch.probe, None
-        if probe is not None:
-            with contextlib.suppress(Exception):
-                probe.stream.close()
+
+def _drop_probe(watch: _Watch) -> None:
+    probe, watch.probe = watch.probe, None
+    if probe is not None:
+        with contextlib.suppress(Exception):
+            probe.stream.close()
+
+
+def _send_kernel_info_request(kernel: Any) -> tuple[Any, str]:
+    """Send a kernel_info_request on a fresh shell socket: the socket and the request's id."""
+    stream = kernel.connect_shell()
+    message = kernel.session.msg("kernel_info_request", {})
+    # A recognisable id: its busy and idle are ours, whenever they arrive.
+    message["header"]["msg_id"] = message["msg_id"] = PROBE_ID_PREFIX + uuid.uuid4().hex
+    kernel.session.send(stream, message)
+    return stream, message["header"]["msg_id"]
+
+
+def _parent_id_of(session: Any, frames: list[bytes]) -> Any:
+    """The msg_id of the request a reply answers; None for a malformed message."""
+    try:
+        _, parts = session.feed_identities(frames, copy=True)
+        parent = session.unpack(parts[2])
+    except Exception:
+        return None
+    return parent.get("msg_id") if isinstance(parent, dict) else None
+
+
+def _status_of(session: Any, frames: list[bytes]) -> tuple[Any, Any] | None:
+    """(execution_state, parent header) of a status message; None for any other message."""
+    try:
+        _, parts = session.feed_identities(frames, copy=True)
+        # parts: signature, header, parent header, metadata, content, buffers...
+        if b'"status"' not in parts[1]:
+            return None
+        if session.unpack(parts[1]).get("msg_type") != "status":
+            return None
+        return session.unpack(parts[4]).get("execution_state"), session.unpack(parts[2])
+    except Exception:  # a malformed message tells us nothing; never raise into zmq
+        return None
 
 
 def _within(moment: Any, until: datetime | None) -> bool:

@@ -21,6 +21,8 @@ from .activity import (
 
 #: Timestamps from managers are UTC by Jupyter's convention; a naive one is read as UTC.
 UTC = timezone.utc
+#: jupyter_server's states in which a kernel runs no cell (execution.py).
+NOT_RUNNING_STATES = frozenset({"starting", "restarting", "autorestarting", "dead"})
 #: Later activity times are ignored (as missing): any timeout added to them would overflow.
 LATEST_PLAUSIBLE = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -154,6 +156,9 @@ class BusyView(Protocol):
     @property
     def probed(self) -> Mapping[str, Any]: ...
 
+    @property
+    def unconfirmed(self) -> Collection[str]: ...
+
     def settled(self, kernel_id: str, last_activity: Any) -> bool: ...
 
     def activity_before_probe(self, kernel_id: str, last_activity: Any) -> Any: ...
@@ -169,9 +174,11 @@ def _kernel_record(
     last_activity = getattr(kernel, "last_activity", None)
     state = getattr(kernel, "execution_state", None) or "unknown"
     if tracking is not None:
-        if kernel_id in tracking.busy:
-            # A kernel running a request is busy whatever the last status jupyter_server copied
-            # (execution.py).
+        if kernel_id in tracking.busy or (
+            kernel_id in tracking.unconfirmed and state not in NOT_RUNNING_STATES
+        ):
+            # A kernel running a request is busy whatever the last status jupyter_server copied,
+            # and so is one whose state we have not seen for ourselves yet (execution.py).
             state = "busy"
         elif tracking.probed and kernel_id in tracking.probed:
             # A probe answered at once: jupyter_server's busy is a lost idle, and the probe's own

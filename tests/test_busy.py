@@ -120,6 +120,55 @@ async def test_a_slow_starting_kernel_waiting_for_input_stays_busy(
 
 
 @pytest.mark.parametrize("autoshutdown_config", [config()])
+async def test_a_watch_that_starts_after_the_cell_and_a_control_idle_keeps_it_busy(
+    jp_serverapp, jp_fetch, jp_ws_fetch, monkeypatch
+):
+    """The bad ordering, forced: our subscription lands after the cell said busy, and
+    jupyter_server has already copied a control request's idle, so no state we can read says the
+    cell runs. The kernel is busy until the extension has seen its state for itself."""
+    from jupyter_autoshutdown.execution import RunningRequests
+
+    held_back: set[str] = set()
+    sync = RunningRequests.sync
+
+    def sync_without_held_back(self, kernels):
+        return sync(self, {key: value for key, value in kernels.items() if key not in held_back})
+
+    monkeypatch.setattr(RunningRequests, "sync", sync_without_held_back)
+    extension = await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+    tracking = extension.monitor.observer.kernel_requests
+    await wait_for(lambda: kernel_id not in tracking.unconfirmed and kernel_id in tracking._watches,
+                   what="the first watch's confirmation")
+    # Forget the kernel, and watch it again only once the bad ordering is in place.
+    held_back.add(kernel_id)
+    await wait_for(lambda: kernel_id not in tracking._watches, what="the watch to be dropped")
+    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
+    kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    try:
+        cell = await session.send("execute_request", {
+            "code": "input('name? ')", "silent": False, "store_history": False,
+            "user_expressions": {}, "allow_stdin": True,
+        })
+        await wait_for(lambda: kernel.execution_state == "busy", what="the cell to start")
+        await session.send("usage_request", {}, channel="control")
+        await wait_for(lambda: kernel.execution_state == "idle", what="jupyter_server to copy the control idle")
+        held_back.discard(kernel_id)
+        await wait_for(lambda: kernel_id in tracking._watches, what="the late watch")
+        await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)
+        assert (await kernel_row(jp_fetch, kernel_id))["execution_state"] == "busy"
+        assert kernel_id in tracking.unconfirmed  # its probe waits behind the cell
+        # The cell ends: the kernel is confirmed idle and culled.
+        await api(jp_fetch, "api", "kernels", kernel_id, "interrupt", method="POST", body={})
+        await session.wait_idle(cell)
+        await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=20, what="the cull")
+    finally:
+        session.close()
+        if not kernel_gone(jp_serverapp, kernel_id):
+            await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+
+@pytest.mark.parametrize("autoshutdown_config", [config()])
 async def test_the_kernel_is_culled_once_the_cell_ends(jp_serverapp, jp_fetch, jp_ws_fetch):
     async with running_cell(jp_serverapp, jp_fetch, jp_ws_fetch) as (kernel_id, session, cell):
         await session.send("usage_request", {}, channel="control")
