@@ -12,14 +12,18 @@ Counts
   - writes through jupyter_server's own APIs: POST, PUT, PATCH and DELETE on the paths of
     ``activity_paths`` (by default ``api/contents``, ``api/kernels``, ``api/sessions``,
     ``api/terminals``: saving, creating, renaming, deleting, starting and stopping), counted when
-    the request starts (it is "in flight" until it is answered) and again when it is answered;
+    it is answered with success (2xx or 3xx): only then is it known to be a user's, authenticated
+    and authorized. From its start until its answer it is "in flight" (the app action waits for
+    it, since a kernel or terminal may be starting), which is not activity;
   - a person's interaction reported by this project's front end (``POST autoshutdown/api/activity``).
 
 Never counts
   - GET, HEAD and OPTIONS requests (the polls of an open tab), websocket connections and pings;
   - other extensions' requests (jupyterlab-git POSTs its status every 3 s), this extension's own
     routes, and requests carrying ``no_track_activity``;
-  - requests refused as unauthenticated or forbidden (401, 403);
+  - requests answered with an error: refused (401, 403), a cross-site request jupyter_server
+    answers 404, bad input, or a failure. Anyone who can reach the port can send those, so they
+    must not keep a server or a kernel alive;
   - saves that a page announced it makes on auto-shutdown's behalf before the app action
     (``excuse_saves``; see documents.py): writes to ``api/contents/<that path>`` and its
     checkpoints for a minute.
@@ -54,8 +58,9 @@ DEFAULT_ACTIVITY_PATHS = (
 #: A save of a contents path, or a checkpoint of it (what JupyterLab's Save does).
 _CONTENTS_WRITE = re.compile(r"api/contents/(?P<path>.+?)(?:/checkpoints(?:/[^/]*)?)?/?")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: Answers that say the request was not a user's of this server: it did nothing.
-REFUSED = frozenset({401, 403})
+#: Answers at or above this say the request did nothing a user can be known for (refused,
+#: unauthenticated, cross-site, bad input, failed): not activity.
+FIRST_ERROR_STATUS = 400
 #: A request in flight longer than this is forgotten (a handler that never answers must not keep a
 #: server running for ever); kernel starts on a remote gateway take up to about a minute.
 MAX_IN_FLIGHT_SECONDS = 600.0
@@ -152,20 +157,21 @@ class PeopleActivity:
     # ---- the hook --------------------------------------------------------------------------
 
     def request_started(self, request: Any) -> bool:
-        """Note a request when its handler starts; True when it counts (and is now in flight)."""
+        """Note a request when its handler starts; True when it may count (and is now in flight).
+
+        Not activity yet: before its answer nobody knows it is a user's (authentication runs in
+        the handler)."""
         if not self.counts(request.method or "", request.path or "", request.query or ""):
             return False
-        now = self.clock()
         description = f"{request.method} {request.path[len(self.base_url):]}"
-        self._in_flight[request] = (now, description)
-        self._record(now, SOURCE_REQUEST, description)
+        self._in_flight[request] = (self.clock(), description)
         return True
 
     def request_finished(self, request: Any, status_code: int) -> None:
         entry = self._in_flight.pop(request, None)
         if entry is None:
             return
-        if status_code not in REFUSED:
+        if status_code < FIRST_ERROR_STATUS:
             self._record(self.clock(), SOURCE_REQUEST, entry[1])
         for listener in self._listeners:
             listener()

@@ -160,6 +160,38 @@ async def test_a_save_and_a_front_end_report_each_start_a_new_idle_period(jp_ser
     assert extension.monitor.app.last_error is None
 
 
+async def test_requests_anyone_can_send_without_a_token_are_not_activity(
+    jp_serverapp, jp_fetch, jp_http_port, jp_base_url
+):
+    """An unauthenticated write (403) and a cross-site one with a foreign Origin and a text/plain
+    body (an error too) from anyone who can reach the port neither move the server's last
+    activity nor delay the app action."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    await start_extension(jp_serverapp)
+    before = await api(jp_fetch, "autoshutdown", "api", "status")
+    base = f"http://localhost:{jp_http_port}{jp_base_url}"
+    client = AsyncHTTPClient()
+    attacks = [
+        dict(url=base + "api/contents/x", method="POST", body="{}"),
+        dict(url=base + "api/sessions", method="POST", body='{"path": "a.ipynb", "type": "notebook"}',
+             headers={"Origin": "http://attacker.example", "Content-Type": "text/plain"}),
+        dict(url=base + "api/kernels", method="POST", body="{}", headers={"Authorization": "token wrong"}),
+    ]
+    for _ in range(3):
+        for attack in attacks:
+            url = attack.pop("url")
+            reply = await client.fetch(url, raise_error=False, **attack)
+            attack["url"] = url
+            assert reply.code >= 400, (attack["url"], reply.code)
+    after = await api(jp_fetch, "autoshutdown", "api", "status")
+    assert after["app"]["last_activity"] == before["app"]["last_activity"], after["app"]
+    assert after["app"]["last_activity_source"] != "API request"
+    assert after["app"]["action_at"] == before["app"]["action_at"]
+    await wait_for(lambda: RecordingAction.calls, timeout=TIMEOUT_SECONDS + 10, what="the app action")
+    assert RecordingAction.calls[0] - parse(before["app"]["action_at"]) <= timedelta(seconds=PUNCTUAL_SECONDS)
+
+
 async def test_a_kernel_start_in_flight_at_the_deadline_postpones_the_app_action(
     jp_serverapp, jp_fetch, monkeypatch
 ):
@@ -258,7 +290,7 @@ def test_activity_paths_replace_the_defaults():
     assert not PeopleActivity("/", paths=[]).counts("PUT", "/api/contents/a")
 
 
-def test_refused_requests_do_not_count_once_answered():
+def test_only_requests_answered_with_success_count():
     clock = iter(datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=s) for s in range(10))
     tracker = PeopleActivity("/", clock=lambda: next(clock))
 
@@ -266,11 +298,13 @@ def test_refused_requests_do_not_count_once_answered():
         method, path, query = "POST", "/api/kernels", ""
 
     request = Request()
-    assert tracker.request_started(request)
-    started = tracker.last_activity
-    assert tracker.in_flight(started) == ("POST api/kernels",)
-    tracker.request_finished(request, 403)
-    assert tracker.in_flight(started) == () and tracker.last_activity == started
+    for refused in (401, 403, 404, 400, 500):
+        assert tracker.request_started(request)
+        assert tracker.last_activity is None  # in flight is not activity: nobody knows whose it is
+        assert tracker.in_flight(datetime(2026, 1, 1, tzinfo=timezone.utc)) == ("POST api/kernels",)
+        tracker.request_finished(request, refused)
+        assert tracker.in_flight(datetime(2026, 1, 1, tzinfo=timezone.utc)) == ()
+        assert tracker.last_activity is None
     assert tracker.request_started(request)
     tracker.request_finished(request, 201)
-    assert tracker.last_activity > started
+    assert tracker.last_activity is not None
