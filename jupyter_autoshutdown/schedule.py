@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time as time_module
 from datetime import datetime, time, timedelta, timezone, tzinfo
 
 
@@ -24,11 +25,47 @@ def parse_stop_time(value: str) -> time | None:
     return time(hours, minutes, seconds)
 
 
+class MachineLocalTime(tzinfo):
+    """The machine's own time zone with its rules (TZ, /etc/localtime), asked of the C library at
+    each instant: a daily stop in local time stays right across a DST change, however long the
+    server runs. (``datetime.now().astimezone().tzinfo`` is a fixed offset: an hour off after
+    the change.)"""
+
+    _EPOCH = datetime(1970, 1, 1)
+
+    def _local(self, dt: datetime | None) -> time_module.struct_time:
+        if dt is None:
+            return time_module.localtime()
+        # dt's wall time in this zone; mktime resolves it by the rules in force on that day.
+        fields = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.weekday(), 0, -1)
+        return time_module.localtime(time_module.mktime(fields))
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(seconds=self._local(dt).tm_gmtoff)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1) if self._local(dt).tm_isdst > 0 else timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return self._local(dt).tm_zone
+
+    def fromutc(self, dt: datetime) -> datetime:
+        seconds = (dt.replace(tzinfo=None) - self._EPOCH).total_seconds()
+        offset = timedelta(seconds=time_module.localtime(seconds).tm_gmtoff)
+        return (dt + offset).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return "MachineLocalTime()"
+
+
+#: The one instance: tzinfo compares by identity, and the rules are the process's.
+MACHINE_LOCAL_TIME = MachineLocalTime()
+
+
 def parse_zone(name: str) -> tzinfo:
-    """An IANA time zone ("Europe/Berlin"); "" is the machine's local time zone."""
+    """An IANA time zone ("Europe/Berlin"); "" is the machine's local time zone, with its rules."""
     if not name:
-        local = datetime.now().astimezone().tzinfo
-        return local or timezone.utc
+        return MACHINE_LOCAL_TIME
     try:
         from zoneinfo import ZoneInfo
 

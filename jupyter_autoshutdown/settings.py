@@ -85,11 +85,14 @@ class DailyStop:
 
 
 def parse_daily_stop(stop_time: str, zone_name: str) -> DailyStop | None:
-    """The daily stop from its two settings; None for no stop time; ValueError naming what is wrong."""
+    """The daily stop from its two settings; None for no stop time; ValueError naming what is wrong.
+
+    The zone is checked whenever it is given, with a stop time or without one."""
     stop = parse_stop_time(stop_time)
+    zone = parse_zone(zone_name)
     if stop is None:
         return None
-    return DailyStop(stop, parse_zone(zone_name), f"{stop_time} {zone_name or 'local time'}")
+    return DailyStop(stop, zone, f"{stop_time} {zone_name or 'local time'}")
 
 
 @functools.lru_cache(maxsize=16)
@@ -372,26 +375,36 @@ class StateFile:
                     self.log.info("auto-shutdown: removed %s, left by an interrupted write", candidate)
 
     def merge(
-        self, settings: Mapping[str, Any], config: Mapping[str, Any], dropped: Collection[str] = ()
+        self, settings: Mapping[str, Any], config: Mapping[str, Any], dropped: Collection[str] = (),
+        set_aside: Mapping[str, Any] | None = None,
     ) -> None:
         """Merge runtime `settings` (and the static `config` they were made against) into the file.
 
-        `dropped`: saved fields to remove (the static config overruled them).
+        `dropped`: saved fields to remove (the static config overruled them). `set_aside`: saved
+        values this version cannot use, removed from the settings and kept under "set_aside"
+        (unless a valid value replaced them), never written back as settings.
         """
+        set_aside = {key: value for key, value in (set_aside or {}).items() if key not in settings}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             on_disk = self.read()
             saved_on_disk, recorded_on_disk = on_disk.get("settings"), on_disk.get("config")
             saved = saved_on_disk if isinstance(saved_on_disk, dict) else {}
             recorded = recorded_on_disk if isinstance(recorded_on_disk, dict) else {}
-            saved = {key: value for key, value in saved.items() if key not in dropped}
+            saved = {key: value for key, value in saved.items()
+                     if key not in dropped and key not in set_aside}
             recorded = {key: value for key, value in recorded.items() if key not in dropped}
-            self.write({
+            aside_on_disk = on_disk.get("set_aside")
+            aside = {**(aside_on_disk if isinstance(aside_on_disk, dict) else {}), **set_aside}
+            data = {
                 "version": STATE_FILE_VERSION,
                 "updated_at": datetime.now(timezone.utc).isoformat(),
                 "settings": {**saved, **settings},
                 "config": {**recorded, **config},
-            })
+            }
+            if aside:
+                data["set_aside"] = {key: value for key, value in aside.items() if key not in settings}
+            self.write(data)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -425,6 +438,14 @@ class StateFile:
             raise
 
 
+def _load_groups(saved: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Saved runtime values in the groups validated together: each field alone, the daily stop's
+    two fields as one."""
+    daily_stop = {key: value for key, value in saved.items() if key in DAILY_STOP_FIELDS}
+    groups = [{key: value} for key, value in saved.items() if key not in DAILY_STOP_FIELDS]
+    return [*groups, daily_stop] if daily_stop else groups
+
+
 class SettingsStore:
     """Holds the settings in force; applies validated runtime changes and persists them."""
 
@@ -445,6 +466,8 @@ class SettingsStore:
         self._changed_at_runtime: set[str] = set()
         #: Saved fields the static config has overruled since: removed at the next write.
         self._superseded: set[str] = set()
+        #: Saved values this version cannot use: moved under "set_aside" at the next write.
+        self.set_aside: dict[str, Any] = {}
         if state_file is not None:
             state_file.remove_stale_temp_files()
         self.configured = self._clamped(configured, configured.idle_timeout_minutes, "static idle_timeout")
@@ -484,14 +507,21 @@ class SettingsStore:
                 self._superseded.add(key)
                 continue
             applicable[key] = value
-        try:
-            loaded = configured.with_changes(applicable)
-        except SettingsError as error:
-            self.log.warning(
-                "auto-shutdown: state file %s holds an invalid value (%s); ignoring it",
-                self.state_file.path, error,
-            )
-            return configured
+        # One value at a time: one that this version cannot use (written by a newer one, or by
+        # hand) is set aside, and never costs the others. The daily stop's two fields together.
+        loaded = configured
+        for group in _load_groups(applicable):
+            try:
+                loaded = loaded.with_changes(group)
+            except SettingsError as error:
+                self.log.warning(
+                    "auto-shutdown: state file %s holds %s, which this version cannot use (%s); "
+                    "using the configured value; the saved one is kept under 'set_aside' there",
+                    self.state_file.path, group, error,
+                )
+                self.set_aside.update(group)
+                for key in group:
+                    del applicable[key]
         if applicable:
             self.log.info(
                 "auto-shutdown: runtime settings from %s: %s", self.state_file.path, applicable
@@ -574,7 +604,7 @@ class SettingsStore:
             config = {key: getattr(self.static, key) for key in changed}
             dropped = self._superseded - self._changed_at_runtime
             try:
-                await asyncio.to_thread(state_file.merge, settings, config, dropped)
+                await asyncio.to_thread(state_file.merge, settings, config, dropped, self.set_aside)
             except OSError as error:
                 self.last_persist_error = f"cannot write {state_file.path}: {error}"
                 self.log.warning(

@@ -87,7 +87,8 @@ class ServerProcess(_Process):
     """`jupyter server` with this extension (enabled by the package's installed config)."""
 
     def __init__(
-        self, home: Path, *args: str, python: str = sys.executable, module: str = "jupyter_server"
+        self, home: Path, *args: str, python: str = sys.executable, module: str = "jupyter_server",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,7 +96,7 @@ class ServerProcess(_Process):
             python, "-m", module, f"--port={self.port}", "--ip=127.0.0.1",
             "--no-browser", "--allow-root", f"--IdentityProvider.token={TOKEN}",
             f"--ServerApp.root_dir={home}", *args,
-        ])
+        ], env={**isolated_env(home), **(env or {})})
 
 
 class StudioClassicServer(_Process):

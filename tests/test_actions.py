@@ -32,6 +32,10 @@ def autoshutdown_config(request, marker, tmp_path):
         return command_config([sys.executable, "-c", script])
     if kind == "fails":
         return command_config("sh -c 'echo no permission to stop this VM; exit 3'")
+    if kind == "backgrounds its work":
+        runs, later = tmp_path / "runs", tmp_path / "later"
+        return command_config(
+            f"sh -c 'date >> {runs}; (sleep 6; echo done > {later}) & echo started'", app_action_timeout=2.0)
     if kind == "hangs":
         pidfile = tmp_path / "pid"
         return command_config(f"sh -c 'echo $$ > {pidfile}; exec sleep 600'", app_action_timeout=1.0)
@@ -68,6 +72,22 @@ async def test_failing_command_reports_status_and_output_and_is_retried(jp_serve
     assert app["failed_attempts"] == 1 and app["retry_at"] is not None
     assert any("exited with status 3" in error["message"] for error in extension.monitor.errors)
     assert extension.monitor.running
+
+
+@pytest.mark.parametrize("autoshutdown_config", ["backgrounds its work"], indirect=True)
+async def test_a_command_that_exits_0_leaving_a_background_job_has_succeeded_once(
+    jp_serverapp, jp_fetch, tmp_path
+):
+    """Its exit status is its answer: not "timed out", not run again, its background job not killed."""
+    extension = await start_extension(jp_serverapp)
+    runs, later = tmp_path / "runs", tmp_path / "later"
+    await wait_for(lambda: extension.monitor.app.last_result, timeout=15, what="the command's result")
+    app = (await api(jp_fetch, *STATUS))["app"]
+    assert "exited with status 0: started" in app["last_result"], app
+    assert app["last_error"] is None and app["failed_attempts"] == 0
+    # The background job outlives the action timeout (2 s) and finishes its work.
+    await wait_for(later.exists, timeout=15, what="the background job's work")
+    assert len(runs.read_text().splitlines()) == 1, "it ran once"
 
 
 @pytest.mark.parametrize("autoshutdown_config", ["hangs"], indirect=True)

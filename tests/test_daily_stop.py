@@ -102,6 +102,20 @@ async def test_an_invalid_user_daily_stop_is_400_and_changes_nothing(
     assert settings["daily_stop"]["time"] == "03:00" and settings["daily_stop"]["set_by"] == "operator"
 
 
+@pytest.mark.parametrize("autoshutdown_config", [{**USER_STOP_CONFIG, "daily_stop_time": ""}], indirect=True)
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "Europe/Berlin\x00", "../../etc/passwd"])
+async def test_a_time_zone_is_checked_even_without_a_stop_time(jp_serverapp, jp_fetch, state_path, zone):
+    await start_extension(jp_serverapp)
+    with pytest.raises(HTTPClientError) as refused:
+        await api(jp_fetch, "autoshutdown", "api", "settings", method="PATCH",
+                  body={"daily_stop_timezone": zone})
+    assert refused.value.code == 400
+    assert "time zone" in json.loads(refused.value.response.body)["message"]
+    settings = await api(jp_fetch, "autoshutdown", "api", "settings")
+    assert settings["daily_stop"]["timezone"] is None
+    assert not state_path.exists() or zone not in state_path.read_text()
+
+
 @USER_STOP
 async def test_the_user_daily_stop_fires_at_the_users_time_persists_and_resets(
     jp_serverapp, jp_fetch, state_path

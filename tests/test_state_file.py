@@ -127,3 +127,33 @@ def test_two_servers_sharing_the_state_file_keep_each_others_changes(home):
         assert "static config changed" not in restarted.output()
     finally:
         restarted.stop()
+
+
+def test_a_saved_value_this_version_cannot_use_costs_no_other(home):
+    """A newer version's value ("cull_busy": "auto") or a bad zone is set aside with a warning;
+    the valid saved values apply, and the unusable one is never written back as a setting."""
+    path = home / ".local/share/jupyter/jupyter_autoshutdown/state.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": 1, "settings": {
+        "idle_timeout_minutes": 30, "cull_busy": "auto", "daily_stop_timezone": "Mars/Olympus_Mons",
+    }}))
+    allowed = "--AutoShutdown.allow_user_daily_stop=True"  # else a saved daily stop is just dropped
+    server = ServerProcess(home, allowed)
+    try:
+        settings = server.request("GET", "autoshutdown/api/settings").json()
+        assert settings["idle_timeout_minutes"] == 30 and settings["cull_busy"] is False
+        assert "cannot use" in server.output() and "cull_busy" in server.output()
+        changed = server.request("PATCH", "autoshutdown/api/settings", json={"keep_terminals": True})
+        assert changed.status_code == 200 and changed.json()["persisted"] is True
+    finally:
+        server.stop()
+    on_disk = json.loads(path.read_text())
+    assert on_disk["settings"] == {"idle_timeout_minutes": 30, "keep_terminals": True}
+    assert on_disk["set_aside"] == {"cull_busy": "auto", "daily_stop_timezone": "Mars/Olympus_Mons"}
+    restarted = ServerProcess(home, allowed)
+    try:
+        settings = restarted.request("GET", "autoshutdown/api/settings").json()
+        assert (settings["idle_timeout_minutes"], settings["keep_terminals"]) == (30, True)
+        assert "cannot use" not in restarted.output()
+    finally:
+        restarted.stop()
