@@ -20,4 +20,4 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from jupyter_autoshutdown.client import main  # the `jupyter autoshutdown` command
 
 if __name__ == "__main__":
-    sys.exit(main(["check", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:], command="check", prog=os.path.basename(sys.argv[0])))

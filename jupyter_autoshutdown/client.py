@@ -1,8 +1,8 @@
 """``jupyter autoshutdown``: the command line for a running server (status, set, check,
-keepalive, fleet, version). Installed by pip as ``jupyter-autoshutdown`` (which ``jupyter
-autoshutdown`` runs) and as ``python -m jupyter_autoshutdown``; ``python -m
-jupyter_autoshutdown.client`` and the original's scripts (set-time-interval.sh,
-check_idle_timeout_configuration.py) run it too.
+keepalive, fleet, version) and for a stopped one (reset: the runtime settings saved for its next
+start). Installed by pip as ``jupyter-autoshutdown`` (which ``jupyter autoshutdown`` runs) and as
+``python -m jupyter_autoshutdown``; ``python -m jupyter_autoshutdown.client`` and the original's
+scripts (set-time-interval.sh, check_idle_timeout_configuration.py) run it too.
 
 It talks to the server's REST API with the server's token, or, against a token-less server
 (Studio Classic), with its own matching XSRF cookie and header (auth.py; never a scraped cookie). Without
@@ -15,7 +15,8 @@ Exit codes (the same for every command):
 ==  =====================================================================
 0   done / healthy
 1   the request failed (network error, timeout, unexpected reply)
-2   bad arguments
+2   bad arguments (a --url that is not an http(s) URL, a --timeout not above 0, ...), or a
+    timeout under CONFIRM_BELOW_MINUTES not confirmed; nothing was changed
 3   no server found (none running, several without --url, or unreachable)
 4   the server answers but jupyter_autoshutdown is not loaded in it
 5   the checker is not running (no completed pass, or none recently)
@@ -29,13 +30,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +61,10 @@ STATUS = "autoshutdown/api/status"
 KEEPALIVE = "autoshutdown/api/keepalive"
 SESSIONS = "api/sessions"
 MAX_MINUTES = 525_600.0
+#: `set` asks before a timeout under this many minutes (0, off, is not asked about): with an app
+#: action, such a timeout stops the server within moments of its being idle.
+CONFIRM_BELOW_MINUTES = 5.0
+SETTINGS = "autoshutdown/api/settings"
 #: A last check older than this many check intervals (plus slack) means the checker is stuck.
 STALE_INTERVALS = 2
 STALE_SLACK_SECONDS = 10.0
@@ -161,6 +169,9 @@ def call(server: Server, method: str, path: str, *, body: Any = None, timeout: f
                 method, server.route(path), json=body, headers=request_headers(server.token),
                 timeout=timeout, verify=not loopback,
             )
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema) as error:
+        raise ClientError(EXIT_USAGE, f"not a server URL: {server.url} ({error})") from None
     except requests.ConnectionError as error:
         raise ClientError(EXIT_NO_SERVER, f"no server answers at {server.url} ({error})") from None
     except requests.RequestException as error:
@@ -213,9 +224,16 @@ def set_time_interval(server: Server, minutes: float, keep_terminals: bool | Non
     return _json(response)
 
 
+def plural(count: float, unit: str) -> str:
+    """"1 minute", "0.5 minutes", "45 minutes"."""
+    return f"{count:g} {unit}" + ("" if count == 1 else "s")
+
+
 def describe_settings(data: dict[str, Any]) -> str:
     minutes = data.get("idle_timeout_minutes", data.get("idle_time", 0) / 60)
-    timeout = "off (0)" if not minutes else f"{minutes:g} minutes ({data.get('idle_time')} seconds)"
+    seconds = data.get("idle_time", data.get("idle_timeout_seconds"))
+    timeout = ("off (0)" if not minutes else plural(minutes, "minute")
+               + (f" ({plural(seconds, 'second')})" if isinstance(seconds, (int, float)) else ""))
     lines = [f"  idle timeout:   {timeout}", f"  keep terminals: {_yes_no(data.get('keep_terminals'))}"]
     if data.get("persisted") is False:
         lines.append("  warning: the server could not save this; it applies until the server restarts")
@@ -491,9 +509,35 @@ def _clock(iso: Any) -> str:
         return "-"
     from datetime import datetime
 
-    moment = datetime.fromisoformat(str(iso)).astimezone()
+    text = str(iso)
+    if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read "Z"
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text).astimezone()
     today = datetime.now().astimezone().date()
     return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
+
+
+#: A timezone-aware ISO 8601 time, as the server writes times into its reasons.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)")
+
+
+def _local_times(text: Any) -> str:
+    """A reason from the server with each time in it shown as STOPS AT shows times (local)."""
+
+    def local(match: re.Match[str]) -> str:
+        try:
+            return _clock(match.group(0))
+        except ValueError:
+            return match.group(0)
+
+    return _ISO_TIME.sub(local, str(text or ""))
+
+
+def _idle_for(kernel: dict[str, Any]) -> str:
+    """A kernel's IDLE FOR: "-" while it runs something (busy is not idle; STATE says busy)."""
+    if kernel.get("execution_state") == "busy":
+        return "-"
+    return _seconds(kernel.get("idle_seconds"))
 
 
 def read_status(server: Server, timeout: float = 10.0) -> dict[str, Any]:
@@ -534,8 +578,8 @@ def describe_status(status: dict[str, Any], url: str) -> str:
         rows = [["KERNEL", "STATE", "IDLE FOR", "STOPS AT", "WHY"]]
         for kernel in kernels:
             rows.append([kernel.get("path") or f"{kernel.get('name')} {str(kernel.get('id'))[:8]}",
-                         str(kernel.get("execution_state") or "?"), _seconds(kernel.get("idle_seconds")),
-                         _clock(kernel.get("shutdown_at")), str(kernel.get("reason") or "")])
+                         str(kernel.get("execution_state") or "?"), _idle_for(kernel),
+                         _clock(kernel.get("shutdown_at")), _local_times(kernel.get("reason"))])
         lines += _table(rows)
     else:
         lines.append("No kernels are running.")
@@ -544,7 +588,7 @@ def describe_status(status: dict[str, Any], url: str) -> str:
     if terminals:
         rows = [["TERMINAL", "IDLE FOR", "STOPS AT", "WHY"]]
         rows += [[f"terminal {t.get('name')}", _seconds(t.get("idle_seconds")), _clock(t.get("shutdown_at")),
-                  str(t.get("reason") or "")] for t in terminals]
+                  _local_times(t.get("reason"))] for t in terminals]
         lines += _table(rows)
     else:
         lines.append("No terminals are open.")
@@ -552,7 +596,7 @@ def describe_status(status: dict[str, Any], url: str) -> str:
     lines.append("")
     when = (f"at {_clock(app.get('action_at'))} (in {_seconds(app.get('seconds_until_action'))})"
             if app.get("action_at") else "not scheduled")
-    lines.append(f"App action '{app.get('action')}': {when}; {app.get('reason') or ''}".rstrip("; "))
+    lines.append(f"App action '{app.get('action')}': {when}; {_local_times(app.get('reason'))}".rstrip("; "))
     if app.get("last_run_at"):
         lines.append(f"  last run at {_clock(app['last_run_at'])}: {app.get('last_result')}")
     if app.get("last_error"):
@@ -593,10 +637,139 @@ def describe_keep_alive(data: dict[str, Any]) -> str:
 # ---- command line -----------------------------------------------------------------------------
 
 
+EXIT_CODES = ("Exit codes: 0 done/healthy, 1 request failed, 2 bad arguments (nothing changed), "
+              "3 no server found, 4 extension not loaded, 5 checker not running, 6 value rejected, "
+              "7 token refused.")
+
+
+def _url_argument(text: str) -> str:
+    """--url and the like: an http(s) URL with a host (anything else is a bad argument, exit 2)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a URL: {text!r} ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"not an http(s) URL: {text!r} (for example http://127.0.0.1:8888/)")
+    return text
+
+
+def _seconds_argument(text: str) -> float:
+    """--timeout: a positive, finite number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_seconds_argument, default=10.0,
+                        help="seconds per request, more than 0 (default 10)")
+
+
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="the server's base URL (default: find the running server)")
+    parser.add_argument("--url", type=_url_argument,
+                        help="the server's base URL (default: find the running server)")
     parser.add_argument("--token", help="the server's token (default: JUPYTER_TOKEN, then the server list)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    _add_timeout_option(parser)
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print GET autoshutdown/api/status, each kernel with its 'path'")
+    _add_server_options(parser)
+
+
+def _set_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("minutes", nargs="?",
+                        help="idle timeout in minutes, 0 to turn auto-shutdown off "
+                             "(default: TIMEOUT_IN_MINS)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--keep-terminals", dest="keep_terminals", action="store_true", default=None,
+                       help="never shut down terminals (open terminals then also keep the app "
+                            "action from running)")
+    group.add_argument("--no-keep-terminals", dest="keep_terminals", action="store_false",
+                       help="shut down idle terminals once no kernels remain (the default)")
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help=f"set a timeout under {CONFIRM_BELOW_MINUTES:g} minutes without asking; "
+                             "scripts need it (without a terminal such a timeout is refused)")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    _add_server_options(parser)
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: the idle_checker route's fields (idle_time, "
+                             "keep_terminals, count, ...) at the top level, with healthy, "
+                             "exit_code, message, server, and the native status under 'status'")
+    _add_server_options(parser)
+
+
+def _keepalive_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("minutes", nargs="?", help="for how many minutes (default 60)")
+    parser.add_argument("--cancel", action="store_true", help="end the keep-alive now")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--kernel", metavar="ID", help="only this kernel")
+    which.add_argument("--terminal", metavar="NAME", help="only this terminal")
+    parser.add_argument("--json", action="store_true", help="print the keep-alives as JSON")
+    _add_server_options(parser)
+
+
+def _reset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-file", metavar="PATH",
+                        help="the state file to clear, where the server sets c.AutoShutdown.state_file "
+                             "(default: <jupyter data dir>/jupyter_autoshutdown/state.json)")
+    parser.add_argument("--url", type=_url_argument,
+                        help="a running server to reset as well (default: the one running server "
+                             "found, if any; none is needed)")
+    parser.add_argument("--token", help="its token (default: JUPYTER_TOKEN, then the server list)")
+    _add_timeout_option(parser)
+
+
+def _version_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", action="append", default=[], metavar="URL[,TOKEN]",
+                        help="a server to check (repeatable)")
+    parser.add_argument("--servers", metavar="FILE",
+                        help="a file of servers: lines 'URL [TOKEN]' or a JSON list")
+    parser.add_argument("--hub-url", type=_url_argument, help="check every running server of this JupyterHub")
+    parser.add_argument("--hub-public-url", type=_url_argument,
+                        help="where user servers are reached (default: --hub-url)")
+    parser.add_argument("--hub-token", help="hub API token (default: JUPYTERHUB_API_TOKEN)")
+    parser.add_argument("--sagemaker-domain", action="append", default=None, metavar="DOMAIN_ID",
+                        nargs="?", const="",
+                        help="check every user profile of this SageMaker Studio (Classic) domain; "
+                             "without an id, every domain of the region (needs boto3)")
+    parser.add_argument("--sagemaker-spaces", action="append", default=None, metavar="DOMAIN_ID",
+                        nargs="?", const="",
+                        help="check every space of this SageMaker Studio domain (its JupyterLab "
+                             "app); without an id, every domain of the region (needs boto3)")
+    parser.add_argument("--region", help="AWS region of --sagemaker-domain/--sagemaker-spaces "
+                                         "(default: boto3's)")
+    parser.add_argument("--studio-url", default=STUDIO_URL, help=argparse.SUPPRESS)
+    parser.add_argument("--space-url", default=SPACE_URL, help=argparse.SUPPRESS)
+    _add_timeout_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+#: Each command: its help line and what adds its arguments.
+COMMANDS = {
+    "status": ("what stops when: kernels, terminals, the app action", _status_arguments),
+    "set": ("set the idle timeout of the running server", _set_arguments),
+    "check": ("print the settings and whether the checker is healthy", _check_arguments),
+    "keepalive": ("keep everything, or one kernel or terminal, alive", _keepalive_arguments),
+    "reset": ("clear the runtime settings saved for the next start (no running server needed), "
+              "and reset a running server's", _reset_arguments),
+    "version": ("print the installed version", _version_arguments),
+    "fleet": ("check many servers at once", _fleet_arguments),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -604,65 +777,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jupyter autoshutdown",
         description="Auto-shutdown of idle kernels, terminals and servers: see and change it on a "
                     "running server, check one or many.",
-        epilog="Exit codes: 0 done/healthy, 1 request failed, 2 bad arguments, 3 no server found, "
-               "4 extension not loaded, 5 checker not running, 6 value rejected, 7 token refused.",
+        epilog=EXIT_CODES,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    status_parser = commands.add_parser("status", help="what stops when: kernels, terminals, the app action")
-    status_parser.add_argument("--json", action="store_true",
-                               help="print GET autoshutdown/api/status, each kernel with its 'path'")
-    _add_server_options(status_parser)
-
-    set_parser = commands.add_parser("set", help="set the idle timeout of the running server")
-    set_parser.add_argument("minutes", nargs="?", help="idle timeout in minutes (default: TIMEOUT_IN_MINS)")
-    group = set_parser.add_mutually_exclusive_group()
-    group.add_argument("--keep-terminals", dest="keep_terminals", action="store_true", default=None)
-    group.add_argument("--no-keep-terminals", dest="keep_terminals", action="store_false")
-    set_parser.add_argument("--quiet", action="store_true", help="print only errors")
-    _add_server_options(set_parser)
-
-    check_parser = commands.add_parser("check", help="print the settings and whether the checker is healthy")
-    check_parser.add_argument("--json", action="store_true",
-                              help="print JSON: the idle_checker route's fields (idle_time, "
-                                   "keep_terminals, count, ...) at the top level, with healthy, "
-                                   "exit_code, message, server, and the native status under 'status'")
-    _add_server_options(check_parser)
-
-    keep_parser = commands.add_parser("keepalive", help="keep everything, or one kernel or terminal, alive")
-    keep_parser.add_argument("minutes", nargs="?", help="for how many minutes (default 60)")
-    keep_parser.add_argument("--cancel", action="store_true", help="end the keep-alive now")
-    which = keep_parser.add_mutually_exclusive_group()
-    which.add_argument("--kernel", metavar="ID", help="only this kernel")
-    which.add_argument("--terminal", metavar="NAME", help="only this terminal")
-    keep_parser.add_argument("--json", action="store_true", help="print the keep-alives as JSON")
-    _add_server_options(keep_parser)
-
-    commands.add_parser("version", help="print the installed version")
-
-    fleet_parser = commands.add_parser("fleet", help="check many servers at once")
-    fleet_parser.add_argument("--server", action="append", default=[], metavar="URL[,TOKEN]",
-                              help="a server to check (repeatable)")
-    fleet_parser.add_argument("--servers", metavar="FILE",
-                              help="a file of servers: lines 'URL [TOKEN]' or a JSON list")
-    fleet_parser.add_argument("--hub-url", help="check every running server of this JupyterHub")
-    fleet_parser.add_argument("--hub-public-url", help="where user servers are reached (default: --hub-url)")
-    fleet_parser.add_argument("--hub-token", help="hub API token (default: JUPYTERHUB_API_TOKEN)")
-    fleet_parser.add_argument("--sagemaker-domain", action="append", default=None, metavar="DOMAIN_ID",
-                              nargs="?", const="",
-                              help="check every user profile of this SageMaker Studio (Classic) domain; "
-                                   "without an id, every domain of the region (needs boto3)")
-    fleet_parser.add_argument("--sagemaker-spaces", action="append", default=None, metavar="DOMAIN_ID",
-                              nargs="?", const="",
-                              help="check every space of this SageMaker Studio domain (its JupyterLab "
-                                   "app); without an id, every domain of the region (needs boto3)")
-    fleet_parser.add_argument("--region", help="AWS region of --sagemaker-domain/--sagemaker-spaces "
-                                               "(default: boto3's)")
-    fleet_parser.add_argument("--studio-url", default=STUDIO_URL, help=argparse.SUPPRESS)
-    fleet_parser.add_argument("--space-url", default=SPACE_URL, help=argparse.SUPPRESS)
-    fleet_parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
-    fleet_parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    for name, (help_text, add_arguments) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES))
     return parser
+
+
+def build_command_parser(command: str, prog: str) -> argparse.ArgumentParser:
+    """One command as a script of its own (the original's set-time-interval.sh, the checker):
+    its --help and its errors name `prog`."""
+    help_text, add_arguments = COMMANDS[command]
+    parser = argparse.ArgumentParser(prog=prog, description=f"{help_text[:1].upper()}{help_text[1:]} "
+                                     f"(as `jupyter autoshutdown {command}`).", epilog=EXIT_CODES)
+    add_arguments(parser)
+    parser.set_defaults(command=command)
+    return parser
+
+
+def short_timeout_warning(minutes: float) -> str:
+    soon = "seconds" if minutes < 1 else plural(minutes, "minute")
+    return (f"A {minutes:g}-minute timeout stops idle kernels and, with an app action, the server "
+            f"itself within {soon} of being idle.")
+
+
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed
+        return False
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal (the question on stderr, so that stdout stays the command's output)."""
+    print(question, end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        print(file=sys.stderr)  # end of input: leave the prompt's line
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _run_set(args: argparse.Namespace) -> int:
@@ -670,11 +823,119 @@ def _run_set(args: argparse.Namespace) -> int:
     if text is None:
         raise ClientError(EXIT_USAGE, "give the timeout in minutes (or set TIMEOUT_IN_MINS)")
     minutes = parse_minutes_argument(text)
+    ask = 0 < minutes < CONFIRM_BELOW_MINUTES and not args.yes
+    if ask and not _stdin_is_a_terminal():
+        raise ClientError(EXIT_USAGE, f"{short_timeout_warning(minutes)} Nothing was changed: there "
+                                      "is no terminal to ask on; pass --yes to set it anyway.")
     server = resolve_server(args.url, args.token)
+    if ask and not _confirm(f"{short_timeout_warning(minutes)} Set it on {server.url}? [y/N] "):
+        raise ClientError(EXIT_USAGE, "not confirmed; nothing was changed")
     data = set_time_interval(server, minutes, args.keep_terminals, args.timeout)
     if not args.quiet:
         print(f"Auto-shutdown settings now in force on {server.url}:")
         print(describe_settings(data))
+    return EXIT_OK
+
+
+# ---- reset: the saved runtime settings, without a running server -------------------------------
+
+#: What a state file holds for the runtime settings: the settings, the static config they were
+#: made against, and saved values a server could not use ("set_aside"); whatever else a later
+#: version keeps there stays.
+STATE_SETTINGS_KEYS = ("settings", "config", "set_aside")
+STATE_META_KEYS = ("version", "updated_at")
+
+
+class _Notes(logging.Handler):
+    """What StateFile logs (a corrupt file kept aside, ...), to be shown to the person."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().removeprefix("auto-shutdown: "))
+
+
+def clear_state_file(path: Path) -> tuple[bool, str, list[str]]:
+    """Remove the runtime settings from a state file, under the lock a running server writes it
+    with. Returns (whether anything was removed, what to tell, notes)."""
+    from .settings import StateFile
+
+    if not os.path.lexists(path):
+        return False, f"Nothing to clear: {path} does not exist (no runtime settings are saved).", []
+    notes = _Notes()
+    log = logging.Logger("jupyter_autoshutdown.reset")
+    log.addHandler(notes)
+    state = StateFile(path, log)
+    try:
+        with state._locked():  # the lock StateFile.merge takes: never between a server's read and write
+            data = state.read()
+            saved = {key: value for part in ("settings", "set_aside")
+                     if isinstance(data.get(part), dict) for key, value in data[part].items()}
+            if not saved:
+                return False, f"Nothing to clear: {path} holds no runtime settings.", notes.messages
+            rest = {key: value for key, value in data.items()
+                    if key not in STATE_SETTINGS_KEYS + STATE_META_KEYS}
+            if rest:
+                from datetime import datetime, timezone
+
+                state.write({**rest, "version": data.get("version"),
+                             "updated_at": datetime.now(timezone.utc).isoformat()})
+            else:
+                path.unlink()
+    except OSError as error:
+        raise ClientError(EXIT_FAILED, f"cannot change {path}: {error}") from None
+    held = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {json.dumps(value)}"
+                     for key, value in sorted(saved.items()))
+    return True, f"Removed runtime settings from {path}: {held}", notes.messages
+
+
+def reset_server(server: Server, timeout: float = 10.0) -> dict[str, Any]:
+    """Bring a running server back to its operator's settings (DELETE autoshutdown/api/settings)."""
+    from .settings import DAILY_STOP_FIELDS, RUNTIME_FIELDS
+
+    current = _json(call(server, "GET", SETTINGS, timeout=timeout))
+    fields = [key for key in RUNTIME_FIELDS if key in current and key not in DAILY_STOP_FIELDS]
+    if current.get("allow_user_daily_stop"):
+        fields.append("daily_stop")
+    query = "&".join(f"field={field}" for field in fields)
+    response = call(server, "DELETE", f"{SETTINGS}?{query}", timeout=timeout)
+    if response.status_code != 200:
+        raise ClientError(EXIT_FAILED, f"unexpected reply ({response.status_code}): {response.text[:200]}")
+    return _json(response)
+
+
+def _run_reset(args: argparse.Namespace) -> int:
+    from .settings import default_state_path
+
+    path = Path(args.state_file).expanduser() if args.state_file else default_state_path()
+    _, message, notes = clear_state_file(path)
+    print(message)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not args.url:
+        running = _safe_running_servers()
+        if not running:
+            print("No running server found: the next start uses the operator's settings.")
+            return EXIT_OK
+        if len(running) > 1:
+            urls = ", ".join(str(info.get("url")) for info in running)
+            print(f"Several servers are running ({urls}): none was reset; reset one with --url URL "
+                  "(a server keeps the settings in force until it restarts).")
+            return EXIT_OK
+    server = resolve_server(args.url, args.token)
+    try:
+        data = reset_server(server, args.timeout)
+    except ClientError as error:
+        if args.url:
+            raise
+        print(f"note: the running server at {server.url} was not reset: {error.message}",
+              file=sys.stderr)
+        return EXIT_OK
+    print(f"The running server at {server.url} is back on the operator's settings "
+          f"(its state file: {data.get('state_file')}):")
+    print(describe_settings(data))
     return EXIT_OK
 
 
@@ -767,11 +1028,12 @@ def _run_fleet(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failing else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, command: str | None = None, prog: str | None = None) -> int:
+    """The command line; with `command`, that one command as a script named `prog`."""
+    parser = build_parser() if command is None else build_command_parser(command, prog or command)
     args = parser.parse_args(argv)
     runner = {"status": _run_status, "set": _run_set, "check": _run_check, "keepalive": _run_keepalive,
-              "fleet": _run_fleet, "version": _run_version}[args.command]
+              "reset": _run_reset, "fleet": _run_fleet, "version": _run_version}[args.command]
     try:
         return runner(args)
     except ClientError as error:

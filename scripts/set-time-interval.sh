@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Set the idle timeout of the running Jupyter server (and optionally keep_terminals).
 #
-#   set-time-interval.sh MINUTES [--keep-terminals | --no-keep-terminals] [--url URL] [--token TOKEN]
+#   set-time-interval.sh MINUTES [--keep-terminals | --no-keep-terminals] [--yes] [--url URL] [--token TOKEN]
 #
-# MINUTES may also come from TIMEOUT_IN_MINS. Without --url, the running server is found with
-# `jupyter server list` of this environment (JUPYTER_RUNTIME_DIR is honoured); the token comes
-# from --token, JUPYTER_TOKEN or that list. Prints the settings now in force. Exit codes:
-# 0 done, 1 request failed, 2 bad arguments, 3 no server found, 4 extension not loaded,
+# MINUTES may also come from TIMEOUT_IN_MINS. A timeout under 5 minutes (not 0, which is off)
+# is asked about on a terminal; without one (a script) it needs --yes, else nothing is changed
+# and it exits 2. Without --url, the running server is found with `jupyter server list` of this
+# environment (JUPYTER_RUNTIME_DIR is honoured); the token comes from --token, JUPYTER_TOKEN or
+# that list. Prints the settings now in force. Exit codes: 0 done, 1 request failed, 2 bad
+# arguments or a short timeout not confirmed, 3 no server found, 4 extension not loaded,
 # 6 value rejected (the server's message is shown), 7 token refused.
 set -euo pipefail
 
@@ -20,4 +22,7 @@ fi
 if [ -d "$here/../jupyter_autoshutdown" ]; then
   export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
 fi
-exec "$python" -m jupyter_autoshutdown set "$@"
+# `jupyter autoshutdown set`, with this script's name in its --help and errors.
+exec "$python" -c 'import sys
+from jupyter_autoshutdown.client import main
+sys.exit(main(sys.argv[2:], command="set", prog=sys.argv[1]))' "$(basename "$0")" "$@"
