@@ -9,6 +9,8 @@ import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
 from tornado.httpclient import HTTPClientError
 
+from server_process import ServerProcess
+
 from jupyter_autoshutdown.settings import Limits, SettingsStore, StateFile
 
 STOP_IN_SECONDS = 6.0
@@ -158,3 +160,46 @@ async def test_the_user_daily_stop_fires_at_the_users_time_persists_and_resets(
     disallowed = SettingsStore(extension.configured_settings(), StateFile(state_path, extension.log),
                                extension.log, Limits())
     assert disallowed.current.daily_stop_time == "03:00"
+
+
+def posix_rule_changing_at(change: datetime) -> str:
+    """A TZ rule: UTC+0 ("XST") until `change`, then daylight saving time UTC+1 ("XDT") for a day."""
+    end = change + timedelta(days=1)
+    return (f"XST0XDT-1,{change.timetuple().tm_yday - 1}/{change:%H:%M:%S},"
+            f"{end.timetuple().tm_yday - 1}/{end:%H:%M:%S}")
+
+
+def test_a_daily_stop_in_the_machines_zone_follows_a_dst_change_during_the_run(home):
+    """The machine's zone ("") is asked at each instant, not fixed at start: with TZ set to a rule
+    that moves the clocks an hour forward 8 s after the server starts, a stop at a local time after
+    the change fires then, not an hour late."""
+    import time
+
+    import requests
+
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    change = started + timedelta(seconds=8)
+    stop = started + timedelta(seconds=16)
+    local_stop = (stop + timedelta(hours=1)).strftime("%H:%M:%S")  # the wall clock in DST
+    server = ServerProcess(
+        home, "--AutoShutdown.idle_timeout=60", f"--AutoShutdown.daily_stop_time={local_stop}",
+        "--AutoShutdown.max_check_interval=0.5", env={"TZ": posix_rule_changing_at(change)},
+    )
+    try:
+        kernel = server.request("POST", "api/kernels", json={"name": "python3"}).json()
+        status = server.request("GET", "autoshutdown/api/status").json()
+        assert datetime.fromisoformat(status["next_daily_stop"]) == stop, status["next_daily_stop"]
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                if kernel["id"] not in {k["id"] for k in server.request("GET", "api/kernels").json()}:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the kernel was not culled at the stop:\n{server.output()[-3000:]}")
+        culled_at = datetime.now(timezone.utc)
+        assert stop <= culled_at <= stop + timedelta(seconds=10), (stop, culled_at)
+    finally:
+        server.stop()
