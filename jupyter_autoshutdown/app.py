@@ -223,6 +223,16 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Seconds the app action may take before it counts as failed.""",
     )
+    startup_grace_minutes = Float(
+        5.0,
+        min=0.0,
+        config=True,
+        help="""Minutes: after every start of the server, the app action waits at least this long,
+        whatever the timeout. A timeout set at run time is kept across restarts, so without it a
+        tiny one (set by mistake) would stop a restarted server before anyone could reach it and
+        change the setting. Only the app action waits: kernels and terminals are culled as
+        usual. 0 turns it off (for an operator whose config sets a short timeout on purpose).""",
+    )
     idle_type = Enum(
         list(IDLE_TYPES),
         default_value="kernels_or_terminals",
@@ -504,6 +514,7 @@ class AutoShutdown(ExtensionApp):
             sampler=self._sampler(), events=events, documents=documents,
             max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
             app_action_timeout_seconds=self.app_action_timeout,
+            startup_grace_seconds=self.startup_grace_minutes * 60.0,
             max_concurrent_shutdowns=self.max_concurrent_shutdowns,
             utilization_interval_seconds=self.utilization_interval,
             options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),

@@ -36,6 +36,7 @@ class AppActionRunner:
         timeout_seconds: float,
         events: Events | None = None,
         documents: OpenDocuments | None = None,
+        startup_grace_seconds: float = 0.0,
     ) -> None:
         self.action = action
         self.serverapp = serverapp
@@ -61,6 +62,9 @@ class AppActionRunner:
         self.run_at: datetime | None = clock()
         #: The kernels and terminals an action on its own schedule last ran with.
         self._own_resources: frozenset[str] | None = None
+        #: The start-up grace (startup_grace_minutes): the app action not before then.
+        self.not_before: datetime | None = (
+            clock() + timedelta(seconds=startup_grace_seconds) if startup_grace_seconds > 0 else None)
 
     @property
     def name(self) -> str:
@@ -85,7 +89,8 @@ class AppActionRunner:
     def state(self, empty_since: datetime | None) -> AppState:
         own = self.own_schedule()
         return AppState(action=self.name, empty_since=empty_since, fired_at=self.fired_at,
-                        own_schedule=own, own_run_at=self.run_at if own is not None else None)
+                        own_schedule=own, own_run_at=self.run_at if own is not None else None,
+                        not_before=self.not_before)
 
     def ready(self, now: datetime) -> bool:
         """Not deferred (an action on its own schedule is timed by the policy instead), and not

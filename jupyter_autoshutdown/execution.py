@@ -58,7 +58,7 @@ from typing import Any
 
 import zmq
 
-from .observe import NOT_RUNNING_STATES
+from .observe import NOT_RUNNING_STATES, activity_of
 
 #: The request a kernel was running before we subscribed to it (it said busy and we missed why).
 UNKNOWN_REQUEST = "?"
@@ -203,7 +203,7 @@ class RunningRequests:
         state = getattr(kernel, "execution_state", None)
         if kernel_id in self.unconfirmed and state not in NOT_RUNNING_STATES:
             return True
-        return state == "busy" and not self.settled(kernel_id, getattr(kernel, "last_activity", None))
+        return state == "busy" and not self.settled(kernel_id, activity_of(kernel))
 
     def settled(self, kernel_id: str, last_activity: Any) -> bool:
         """True when a probe answered at once and nothing happened on the kernel since."""
@@ -347,7 +347,7 @@ class RunningRequests:
                 _drop_probe(watch)
             if now - watch.last_message < quiet_seconds:
                 continue
-            activity = getattr(kernel, "last_activity", None)
+            activity = activity_of(kernel)
             if isinstance(activity, datetime) and (self.clock() - activity).total_seconds() < quiet_seconds:
                 continue
             if self._send_probe(kernel_id, watch):
@@ -378,7 +378,7 @@ class RunningRequests:
         except Exception as error:
             self.log.debug("auto-shutdown: cannot probe kernel %s: %r", kernel_id, error)
             return False
-        probe = _Probe(stream, msg_id, getattr(kernel, "last_activity", None), self.clock(), watch.live)
+        probe = _Probe(stream, msg_id, activity_of(kernel), self.clock(), watch.live)
         watch.probe = probe
         self.log.debug("auto-shutdown: probing kernel %s", kernel_id)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final, NamedTuple, Protocol
 
+from traitlets import TraitError
+
 from .activity import (
     SOURCE_ANY_REQUEST,
     SOURCE_KERNEL,
@@ -137,6 +139,10 @@ class Snapshot:
     #: Writes that count as activity and are not answered yet ("POST api/kernels"): a kernel,
     #: session or terminal may be starting, so the app action waits for them.
     requests_in_flight: tuple[str, ...] = ()
+    #: What people did last (writes, front-end interaction), or the server's start: not kernel
+    #: or terminal traffic, nor the emptying of the server. The daily stop stops the app unless
+    #: people came back after it (policy.app_verdict). None: the same as server_last_activity.
+    people_last_activity: datetime | None = None
 
 
 #: Supplies an activity time for a resource that reports none (key: kernel id or "t:<name>").
@@ -171,7 +177,7 @@ def _kernel_record(
     missing: MissingActivity = _no_fallback,
     tracking: BusyView | None = None,
 ) -> KernelInfo:
-    last_activity = getattr(kernel, "last_activity", None)
+    last_activity = activity_of(kernel)
     state = getattr(kernel, "execution_state", None) or "unknown"
     if tracking is not None:
         if kernel_id in tracking.busy or (
@@ -200,6 +206,15 @@ def _kernel_record(
         last_activity,
         connection_count if connection_count.__class__ is int else 0,
     )
+
+
+def activity_of(kernel: Any) -> Any:
+    """A kernel's `last_activity`, or None while it has none: jupyter_server sets it once the
+    kernel has started, and reading the trait before then raises TraitError."""
+    try:
+        return getattr(kernel, "last_activity", None)
+    except TraitError:
+        return None
 
 
 def kernel_table(kernel_manager: Any) -> tuple[dict, dict]:

@@ -231,7 +231,12 @@ class Observer:
             errors=tuple(kernel_errors + terminal_errors + activity_errors),
             server_activity_source=source,
             requests_in_flight=self.activity.in_flight(now) if self.activity is not None else (),
+            people_last_activity=self._people_last_activity(),
         ), now)
+
+    def _people_last_activity(self) -> datetime:
+        people = self.activity.last_activity if self.activity is not None else None
+        return people if people is not None and people > self.started_at else self.started_at
 
     def signals_now(self, now: datetime) -> Snapshot:
         """The signals in force right now (for re-checks), on an empty snapshot."""

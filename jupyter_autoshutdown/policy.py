@@ -24,6 +24,8 @@ The app action
     of an open browser tab, nor this extension's own requests. ``"any_request"`` counts every
     API request, as jupyter_server's own ``shutdown_no_activity_timeout`` does.
   - While such a write is in flight (a kernel, session or terminal starting), the action waits.
+  - After every server start it waits the start-up grace (``startup_grace_minutes``), so that a
+    tiny timeout kept from an earlier run never stops the server before a person can reach it.
   - An action with its own schedule (Studio Classic: KernelGateway apps follow their own kernels)
     runs when it asked to, and at once after the kernels or terminals changed, whatever the
     server's idleness; it decides itself what to stop.
@@ -35,6 +37,8 @@ What else moves a deadline (each from the snapshot, all off by default)
   - Exempt kernels (name or path patterns, or the user's opt-out) are never shut down.
   - The daily stop: a resource whose latest activity came before the latest stop instant is due
     at that instant (busy kernels stay busy-exempt); otherwise the next stop caps its deadline.
+    The app too: once nothing is left, it is due at the latest stop unless people did something
+    after it (the stop's own culls, and the server left empty by them, do not count).
   - A keep-alive moves every deadline, the app's included, to at least its end; a keep-alive of
     one kernel or terminal moves only that one's deadline.
   - Warnings: scheduled shutdowns within `warning_seconds` are listed in the plan.
@@ -103,6 +107,8 @@ class AppState(NamedTuple):
     #: own kernels) says so here, in words; it then runs at `own_run_at`, not on server idleness.
     own_schedule: str | None = None
     own_run_at: datetime | None = None
+    #: The start-up grace: the app action never runs before this (server start + the grace).
+    not_before: datetime | None = None
 
 
 class AppVerdict(NamedTuple):
@@ -400,10 +406,18 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
     cause = Cause.IDLE
     if snapshot.stop_next is not None or snapshot.keep_alive_until is not None:
         sig = _signals(snapshot, settings)
-        deadline, reason = _with_signals("app", idle_since, deadline, reason,
+        # The daily stop stops the app too: what its own culls did (kernel traffic at shutdown,
+        # the server left empty after the stop) is no reason to wait a timeout more, so only what
+        # people did decides whether a stop has passed since.
+        since = snapshot.people_last_activity or idle_since
+        deadline, reason = _with_signals("app", min(since, idle_since), deadline, reason,
                                          sig._replace(active_at=None, server_activity=None),
                                          _limits(settings))
         cause = _cause(reason, _limits(settings), sig)
+    if app.not_before is not None and deadline < app.not_before:
+        deadline = app.not_before
+        reason = (f"nothing left; the server started less than the start-up grace ago "
+                  f"(startup_grace_minutes): '{app.action}' not before {deadline.isoformat()}")
     return AppVerdict(idle, deadline, now >= deadline, reason, cause)
 
 

@@ -58,6 +58,7 @@ def build_monitor(
     max_keep_alive_minutes: float = 24 * 60,
     shutdown_timeout_seconds: float = 60.0,
     app_action_timeout_seconds: float = 300.0,
+    startup_grace_seconds: float = 0.0,
     max_concurrent_shutdowns: int = 8,
     utilization_interval_seconds: float = 10.0,
     options: MonitorOptions | None = None,
@@ -89,7 +90,7 @@ def build_monitor(
         log=log, events=events, options=options or MonitorOptions(),
         app=AppActionRunner(action=action, serverapp=serverapp, store=store, clock=clock, log=log,
                             errors=errors, timeout_seconds=app_action_timeout_seconds, events=events,
-                            documents=documents),
+                            documents=documents, startup_grace_seconds=startup_grace_seconds),
         jobs=ShutdownJobs(observer=observer, store=store, executor=executor, log=log,
                           shutdown_timeout_seconds=shutdown_timeout_seconds, events=events),
     )

@@ -28,7 +28,10 @@ def jp_server_config(autoshutdown_config, state_path, server_extensions) -> Conf
     return Config(
         {
             "ServerApp": {"jpserver_extensions": server_extensions},
-            "AutoShutdown": {"state_file": str(state_path), **autoshutdown_config},
+            # No start-up grace: tests' short timeouts stop the app within seconds of the start
+            # (test_startup_grace.py tests the grace itself).
+            "AutoShutdown": {"state_file": str(state_path), "startup_grace_minutes": 0,
+                             **autoshutdown_config},
         }
     )
 

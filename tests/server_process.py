@@ -15,6 +15,16 @@ from pathlib import Path
 import requests
 
 TOKEN = "autoshutdown-test-token"
+#: Tests' short timeouts stop the app within seconds of the start: no start-up grace unless a test
+#: gives its own (test_startup_grace.py tests the grace itself).
+NO_STARTUP_GRACE = "--AutoShutdown.startup_grace_minutes=0"
+
+
+def with_default_grace(args: tuple[str, ...] | list[str]) -> list[str]:
+    """`args`, with no start-up grace unless they set one (traitlets refuses a trait given twice)."""
+    if any(arg.startswith("--AutoShutdown.startup_grace_minutes") for arg in args):
+        return list(args)
+    return [NO_STARTUP_GRACE, *args]
 
 
 def free_port() -> int:
@@ -95,7 +105,7 @@ class ServerProcess(_Process):
         super().__init__(home, [
             python, "-m", module, f"--port={self.port}", "--ip=127.0.0.1",
             "--no-browser", "--allow-root", f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={home}", *args,
+            f"--ServerApp.root_dir={home}", *with_default_grace(args),
         ], env={**isolated_env(home), **(env or {})})
 
 
@@ -115,7 +125,7 @@ class StudioClassicServer(_Process):
             sys.executable, "-m", "jupyter_server", f"--port={self.port}", "--ip=127.0.0.1",
             "--no-browser", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
             f"--ServerApp.base_url={base_url}", "--ServerApp.disable_check_xsrf=False",
-            f"--ServerApp.root_dir={home}", *args,
+            f"--ServerApp.root_dir={home}", *with_default_grace(args),
         ], env={**isolated_env(home), **(env or {})})
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -193,7 +203,7 @@ class HubProcess(_Process):
             "SimpleLocalProcessSpawner": {"home_dir_template": str(home / "users" / "{username}")},
             "Spawner": {
                 "cmd": [sys.executable, "-m", "jupyterhub.singleuser"],
-                "args": ["--allow-root", *singleuser_args],
+                "args": ["--allow-root", *with_default_grace(singleuser_args)],
                 "poll_interval": 1,  # notice a server that exited by itself within a second
                 "http_timeout": 60,
                 **({"server_token_scopes": server_token_scopes} if server_token_scopes else {}),

@@ -7,9 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, start_kernel, wait_for
-from tornado.httpclient import HTTPClientError
-
 from server_process import ServerProcess
+from tornado.httpclient import HTTPClientError
 
 from jupyter_autoshutdown.settings import Limits, SettingsStore, StateFile
 
@@ -25,6 +24,10 @@ def stop_at() -> datetime:
 @pytest.fixture
 def autoshutdown_config(request, stop_at):
     # An hour's timeout: only the daily stop can shut anything down within this test.
+    if getattr(request, "param", None) == "app":
+        return {"idle_timeout": 60, "daily_stop_time": stop_at.strftime("%H:%M:%S"),
+                "daily_stop_timezone": "UTC", "max_check_interval": 0.5, "warning_minutes": 0,
+                "app_action": "actions_for_tests:RecordingAction"}
     if hasattr(request, "param"):
         return request.param
     return {"idle_timeout": 60, "daily_stop_time": stop_at.strftime("%H:%M:%S"),
@@ -55,6 +58,24 @@ async def test_daily_stop_shuts_down_idle_kernels_at_the_stop_time_and_spares_bu
     status = await api(jp_fetch, "autoshutdown", "api", "status")
     row = next(row for row in status["kernels"] if row["id"] == busy_id)
     assert datetime.fromisoformat(row["shutdown_at"]) > stop_at + timedelta(hours=0.9), row
+
+
+@pytest.mark.parametrize("autoshutdown_config", ["app"], indirect=True)
+async def test_the_daily_stop_stops_the_app_too_once_its_idle_kernels_are_gone(
+    jp_serverapp, jp_fetch, stop_at
+):
+    """An hour's timeout, one idle kernel: at the stop the kernel goes, and the app action runs
+    right after it, not a whole timeout later (the stop's own cull is not activity)."""
+    from actions_for_tests import RecordingAction
+
+    RecordingAction.calls.clear()
+    await start_extension(jp_serverapp)
+    kernel_id = await start_kernel(jp_fetch)
+    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=STOP_IN_SECONDS + 10, what="the cull")
+    await wait_for(lambda: RecordingAction.calls, timeout=10, what="the app action")
+    assert stop_at <= RecordingAction.calls[0] <= stop_at + timedelta(seconds=5), RecordingAction.calls
+    status = await api(jp_fetch, "autoshutdown", "api", "status")
+    assert status["app"]["last_run_at"] is not None
 
 
 # ---- the user's daily stop, where the operator allows it (allow_user_daily_stop) ---------------

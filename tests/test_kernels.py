@@ -92,6 +92,25 @@ async def test_kernel_that_never_left_starting_is_culled(jp_serverapp, jp_fetch)
     assert extension.monitor.count >= 2
 
 
+async def test_a_kernel_being_created_is_read_without_an_error(jp_serverapp, jp_fetch):
+    """Between its creation and its start, jupyter_server holds a kernel manager whose
+    last_activity is not set yet (reading it raises TraitError): under create/delete churn the
+    status showed those as failed readings, each an incomplete pass."""
+    from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+    extension = await start_extension(jp_serverapp)
+    table = jp_serverapp.kernel_manager._kernels
+    table["being-created"] = ServerKernelManager()
+    try:
+        await wait_pass_after(extension, datetime.now(timezone.utc))
+        status = await api(jp_fetch, "autoshutdown", "api", "status")
+        assert not [error for error in status["errors"] if "being-created" in error["message"]], status["errors"]
+        (row,) = [row for row in status["kernels"] if row["id"] == "being-created"]
+        assert row["last_activity"] is not None  # first seen: its idle time counts from then
+    finally:
+        table.pop("being-created", None)
+
+
 @pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 1.0, "starting_timeout": 0.05}])
 async def test_starting_timeout_applies_when_shorter_than_idle_timeout(jp_serverapp, jp_fetch):
     await start_extension(jp_serverapp)
