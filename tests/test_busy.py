@@ -152,7 +152,8 @@ async def test_a_watch_that_starts_after_the_cell_and_a_control_idle_keeps_it_bu
         })
         await wait_for(lambda: kernel.execution_state == "busy", what="the cell to start")
         await session.send("usage_request", {}, channel="control")
-        await wait_for(lambda: kernel.execution_state == "idle", what="jupyter_server to copy the control idle")
+        await wait_for(lambda: kernel.execution_state == "idle",
+                       what="jupyter_server to copy the control idle")
         held_back.discard(kernel_id)
         await wait_for(lambda: kernel_id in tracking._watches, what="the late watch")
         await stays_for(lambda: not kernel_gone(jp_serverapp, kernel_id), 2.5 * TIMEOUT_SECONDS)

@@ -71,7 +71,8 @@ async def test_the_daily_stop_stops_the_app_too_once_its_idle_kernels_are_gone(
     RecordingAction.calls.clear()
     await start_extension(jp_serverapp)
     kernel_id = await start_kernel(jp_fetch)
-    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=STOP_IN_SECONDS + 10, what="the cull")
+    await wait_for(lambda: kernel_gone(jp_serverapp, kernel_id), timeout=STOP_IN_SECONDS + 10,
+                   what="the cull")
     await wait_for(lambda: RecordingAction.calls, timeout=10, what="the app action")
     assert stop_at <= RecordingAction.calls[0] <= stop_at + timedelta(seconds=5), RecordingAction.calls
     status = await api(jp_fetch, "autoshutdown", "api", "status")
