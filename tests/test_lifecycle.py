@@ -183,6 +183,112 @@ def install(home, *args, timeout=300):
     return run(["bash", INSTALL, *args], home, env_extra=env_extra, timeout=timeout)
 
 
+def test_install_help_prints_the_usage(home):
+    for flag in ("--help", "-h"):
+        result = run(["bash", INSTALL, flag], home)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("Usage: install.sh ")
+        assert "set -euo" not in result.stdout
+        for option in ("--timeout MINUTES", "--wheelhouse DIR", "--reinstall", "--uninstall", "--purge"):
+            assert option in result.stdout
+    misplaced = run(["bash", INSTALL, "--purge"], home)
+    assert misplaced.returncode == 2 and "--purge goes with --uninstall" in misplaced.stderr
+
+
+def checkout_version():
+    return json.loads((REPO / "package.json").read_text())["version"]
+
+
+def stub_install(venv_python, version):
+    """A stand-in for an installed jupyter_autoshutdown `version` (pip's metadata, with a RECORD so
+    that pip uninstalls it): its command line answers "no server found" (exit code 3)."""
+    (site,) = venv_python.parent.parent.glob("lib/python3*/site-packages")
+    package = site / "jupyter_autoshutdown"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "client.py").write_text("import sys\nsys.exit(3)\n")
+    info = site / f"jupyter_autoshutdown-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: jupyter_autoshutdown\nVersion: {version}\n")
+    record = ["jupyter_autoshutdown/__init__.py,,", "jupyter_autoshutdown/client.py,,",
+              f"{info.name}/METADATA,,", f"{info.name}/RECORD,,"]
+    (info / "RECORD").write_text("\n".join(record) + "\n")
+    return package
+
+
+def test_install_skips_the_version_already_installed(home, fresh_venv, tmp_path):
+    stub_install(fresh_venv, checkout_version())
+    # From the checkout (the default): its version is package.json's.
+    result = install(home, "--python", fresh_venv, "--timeout", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"jupyter_autoshutdown {checkout_version()} is already installed" in result.stdout
+    assert "no running server found" in result.stdout
+    # A wheel or a wheelhouse of the installed version: skipped (pip would fail on these files).
+    wheel = tmp_path / f"jupyter_autoshutdown-{checkout_version()}-py3-none-any.whl"
+    wheel.write_text("not a wheel")
+    for source in (["--package", wheel], ["--wheelhouse", tmp_path]):
+        result = install(home, "--python", fresh_venv, *source, "--timeout", "7")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "is already installed" in result.stdout
+    # Another version, or --reinstall: pip runs (and fails on the stand-in file).
+    other = tmp_path / "elsewhere" / "jupyter_autoshutdown-99.0.0-py3-none-any.whl"
+    other.parent.mkdir()
+    other.write_text("not a wheel")
+    for args in (["--package", other], ["--package", wheel, "--reinstall"]):
+        result = install(home, "--python", fresh_venv, *args, "--timeout", "7")
+        assert result.returncode == 1 and "is already installed" not in result.stdout
+        assert "installing jupyter_autoshutdown from" in result.stdout
+        assert "pip could not install" in result.stderr
+
+
+def test_uninstall_removes_what_install_wrote_and_keeps_the_users_settings(home, fresh_venv):
+    package = stub_install(fresh_venv, checkout_version())
+    config_file = home / ".jupyter" / "jupyter_server_config.json"
+    config_file.parent.mkdir()
+    config_file.write_text(json.dumps({
+        "AutoShutdown": {"idle_timeout": 7.0, "keep_terminals": True, "app_action": "server"},
+        "ServerApp": {"root_dir": "/srv/notebooks"},
+    }))
+    helper = home / ".auto-shutdown" / "set-time-interval.sh"
+    helper.parent.mkdir()
+    helper.write_text("#!/bin/sh\n")
+    state_dir = home / ".local" / "share" / "jupyter" / "jupyter_autoshutdown"
+    state_dir.mkdir(parents=True)
+    (state_dir / "state.json").write_text('{"settings": {"idle_timeout_minutes": 30}}\n')
+    (state_dir / ".state.json.lock").write_text("")
+    (state_dir / ".state-interrupted.tmp").write_text("{")
+
+    removed = install(home, "--python", fresh_venv, "--uninstall")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not package.exists()
+    # Only the two keys install.sh writes: the user's own settings stay.
+    assert json.loads(config_file.read_text()) == {
+        "AutoShutdown": {"app_action": "server"}, "ServerApp": {"root_dir": "/srv/notebooks"}}
+    assert not helper.parent.exists()
+    # The saved runtime settings are kept (without --purge); the lock and leftovers are not.
+    assert sorted(path.name for path in state_dir.iterdir()) == ["state.json"]
+    assert "kept the runtime settings" in removed.stdout and "--purge" in removed.stdout
+
+    again = install(home, "--python", fresh_venv, "--uninstall", "--purge")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "the package is not installed" in again.stdout
+    assert not state_dir.exists() and state_dir.parent.exists()
+    assert json.loads(config_file.read_text())["ServerApp"] == {"root_dir": "/srv/notebooks"}
+
+
+@pytest.mark.parametrize("leftover", [{"AutoShutdown": {"idle_timeout": 7.0, "keep_terminals": False}}, {}])
+def test_uninstall_deletes_a_config_file_that_held_only_the_timeout(home, fresh_venv, leftover):
+    # `{}` is what an older install.sh's uninstall left behind.
+    config_file = home / ".jupyter" / "jupyter_server_config.json"
+    config_file.parent.mkdir()
+    config_file.write_text(json.dumps(leftover))
+    removed = install(home, "--python", fresh_venv, "--uninstall")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not config_file.exists()
+    assert config_file.parent.exists()  # Jupyter's own folder stays
+    assert "kept the runtime settings" not in removed.stdout  # there were none
+
+
 @pytest.mark.timeout(900)
 def test_install_offline_retune_verify_uninstall(home, wheelhouse, fresh_venv, tmp_path):
     bad = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "abc")
@@ -200,6 +306,7 @@ def test_install_offline_retune_verify_uninstall(home, wheelhouse, fresh_venv, t
     again = install(home, "--python", fresh_venv, "--wheelhouse", wheelhouse, "--timeout", "7",
                     "--keep-terminals")
     assert again.returncode == 0, again.stderr
+    assert "is already installed" in again.stdout  # the wheelhouse's version is
 
     # The next start uses the timeout with no request.
     server = ServerProcess(home, python=str(fresh_venv))
@@ -234,9 +341,15 @@ def test_install_offline_retune_verify_uninstall(home, wheelhouse, fresh_venv, t
     assert removed.returncode == 0, removed.stderr
     assert subprocess.run([fresh_venv, "-c", "import jupyter_autoshutdown"],
                           capture_output=True, cwd=tmp_path).returncode != 0
-    config = json.loads((home / ".jupyter" / "jupyter_server_config.json").read_text())
-    assert "AutoShutdown" not in config
-    assert not helper.exists()
+    # The config file held only the timeout: gone, as is the helper's folder. The runtime settings
+    # the server saved are kept (--purge removes them), without the server's lock file.
+    assert not (home / ".jupyter" / "jupyter_server_config.json").exists()
+    assert not helper.parent.exists()
+    state_dir = home / ".local" / "share" / "jupyter" / "jupyter_autoshutdown"
+    assert sorted(path.name for path in state_dir.iterdir()) == ["state.json"]
+    purged = install(home, "--python", fresh_venv, "--uninstall", "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert not state_dir.exists()
 
 
 @pytest.mark.timeout(600)
@@ -261,6 +374,12 @@ def test_install_restart_command_waits_until_the_server_answers(home, wheelhouse
         reply = requests.get(f"http://127.0.0.1:{port}/sagemaker-studio-autoshutdown/idle_checker",
                              headers={"Authorization": f"token {TOKEN}"}, timeout=10).json()
         assert reply["idle_time"] == 180
+        # A timeout under 5 minutes is asked about, and refused without a terminal, unless the
+        # operator chose it: install.sh's (above) and its helper's without arguments are.
+        helper = home / ".auto-shutdown" / "set-time-interval.sh"
+        reapplied = run([helper], home)
+        assert reapplied.returncode == 0, reapplied.stdout + reapplied.stderr
+        assert "settings now in force" in reapplied.stdout
     finally:
         stop_process_in(pid_file)
 
