@@ -21,7 +21,7 @@ SINGLEUSER_ARGS = [
 STOP_OWN_SERVER_SCOPES = ["access:servers!server", "users:activity!user", "servers!server"]
 
 if configurable_http_proxy() is None:
-    reason = "configurable-http-proxy is not installed (npm ci in tests/hub; .ci/run does it)"
+    reason = "configurable-http-proxy is not installed: run `bash scripts/test-setup.sh` (npm ci, tests/hub)"
     if os.environ.get("CI"):
         raise RuntimeError(reason)  # in CI the hub tests must run, never skip
     pytestmark = pytest.mark.skip(reason=reason)

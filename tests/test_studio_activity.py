@@ -22,8 +22,8 @@ SPACE = {
     "AppType": "JupyterLab", "ResourceName": "default",
     "ResourceArn": "arn:aws:sagemaker:us-west-2:123456789012:app/d-space123/alice-space/jupyterlab/default",
 }
-#: jupyter-activity-monitor-extension, installed by .ci/run with --no-deps into this folder (its
-#: pin pyzmq<=26.4 must not change the rest of the test environment).
+#: jupyter-activity-monitor-extension, installed by scripts/test-setup.sh with --no-deps into this
+#: folder (its pin pyzmq<=26.4 must not change the rest of the test environment).
 PEERS = Path(__file__).parent / ".peers" / "activity-monitor"
 
 
@@ -46,8 +46,9 @@ def activity_monitor(monkeypatch):
     """The real jupyter-activity-monitor-extension (as in sagemaker-distribution) on sys.path."""
     if not (PEERS / "jupyter_activity_monitor_extension").is_dir():
         if os.environ.get("CI"):
-            raise AssertionError(f"{PEERS} is missing: .ci/run installs it")
-        pytest.skip(f"jupyter-activity-monitor-extension not installed in {PEERS} (see .ci/run)")
+            raise AssertionError(f"{PEERS} is missing: scripts/test-setup.sh installs it")
+        pytest.skip(f"jupyter-activity-monitor-extension is not installed in {PEERS}: "
+                    "run `bash scripts/test-setup.sh`")
     monkeypatch.syspath_prepend(str(PEERS))
     # Its reader's path is fixed: keep what this machine had there, and put it back after.
     path = Path(SAGEMAKER_ACTIVITY_FILE)
