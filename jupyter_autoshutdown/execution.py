@@ -124,7 +124,147 @@ class _Watch:
         self.probe: _Probe | None = None
 
 
-class RunningRequests:
+class _KernelProbes:
+    """Probing for RunningRequests (below): the shell-channel requests that confirm a kernel's
+    state when it is first watched, and repair a busy whose idle was lost."""
+
+    log: logging.Logger
+    clock: Callable[[], datetime]
+    on_change: Callable[[], None]
+    busy: set[str]
+    probed: dict[str, tuple[Any, datetime]]
+    unconfirmed: set[str]
+    _watches: dict[str, _Watch | None]
+    _silent: set[str]
+
+    def taken_for_busy(self, kernel_id: str, kernel: Any) -> bool:
+        raise NotImplementedError
+
+    def _confirm(self, kernel_id: str, why: str) -> None:
+        if kernel_id in self.unconfirmed:
+            self.unconfirmed.discard(kernel_id)
+            self.log.debug("auto-shutdown: kernel %s's state is confirmed (%s)", kernel_id, why)
+            self.on_change()
+
+    # ---- probing kernels taken for busy ---------------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_CHECK_SECONDS)
+            try:
+                self.probe_quiet_kernels()
+            except Exception as error:  # probing is a repair: it must never stop
+                self.log.warning("auto-shutdown: probing busy kernels failed: %r", error)
+
+    def probe_quiet_kernels(self) -> int:
+        """Probe every kernel taken for busy that has sent nothing for PROBE_AFTER_SECONDS; how
+        many were probed."""
+        quiet_seconds = PROBE_AFTER_SECONDS
+        now = time.monotonic()
+        probes = 0
+        for kernel_id, watch in list(self._watches.items()):
+            if watch is None:
+                continue
+            if kernel_id in self.unconfirmed:
+                probes += self._confirm_quiet_kernel(kernel_id, watch, now)
+                continue
+            if kernel_id in self._silent:
+                continue
+            kernel = watch.kernel
+            if not self.taken_for_busy(kernel_id, kernel):
+                continue
+            if watch.probe is not None:
+                if now - watch.probe.sent_monotonic < PROBE_RESEND_SECONDS:
+                    continue  # queued behind a running cell: its answer comes when the cell ends
+                _drop_probe(watch)
+            if now - watch.last_message < quiet_seconds:
+                continue
+            activity = activity_of(kernel)
+            if isinstance(activity, datetime) and (self.clock() - activity).total_seconds() < quiet_seconds:
+                continue
+            if self._send_probe(kernel_id, watch):
+                probes += 1
+        return probes
+
+    def _confirm_quiet_kernel(self, kernel_id: str, watch: _Watch, now: float) -> int:
+        """Probe an unconfirmed kernel again, or give up when its IOPub never delivers; probes sent."""
+        probe = watch.probe
+        if probe is not None:
+            if now - probe.sent_monotonic < PROBE_RESEND_SECONDS:
+                return 0  # waiting behind a running request: busy, as it should be
+            _drop_probe(watch)
+        if not watch.live and now - watch.watched_at >= UNCONFIRMED_GIVE_UP_SECONDS:
+            self.unconfirmed.discard(kernel_id)
+            self.log.warning("auto-shutdown: kernel %s sent us no status message in %.0f s; its busy "
+                             "state is jupyter_server's from now on", kernel_id, now - watch.watched_at)
+            self.on_change()
+            return 0
+        return int(self._confirming_probe(kernel_id, watch))
+
+    def _confirming_probe(self, kernel_id: str, watch: _Watch) -> bool:
+        """Probe an unconfirmed kernel unless a probe waits or it runs nothing yet (not a starting
+        one: jupyter_server would call it idle, and one nobody talks to is culled as starting)."""
+        if kernel_id not in self.unconfirmed or watch.probe is not None:
+            return False
+        if getattr(watch.kernel, "execution_state", None) in NOT_RUNNING_STATES:
+            return False
+        return self._send_probe(kernel_id, watch)
+
+    def _send_probe(self, kernel_id: str, watch: _Watch) -> bool:
+        kernel = watch.kernel
+        try:
+            stream, msg_id = _send_kernel_info_request(kernel)
+        except Exception as error:
+            self.log.debug("auto-shutdown: cannot probe kernel %s: %r", kernel_id, error)
+            return False
+        probe = _Probe(stream, msg_id, activity_of(kernel), self.clock(), watch.live)
+        watch.probe = probe
+        self.log.debug("auto-shutdown: probing kernel %s", kernel_id)
+
+        def on_reply(frames: list[bytes]) -> None:
+            if _parent_id_of(kernel.session, frames) == probe.msg_id:
+                self._probe_answered(kernel_id, watch, probe)
+
+        stream.on_recv(on_reply)
+        return True
+
+    def _probe_answered(self, kernel_id: str, watch: _Watch, probe: _Probe) -> None:
+        """Every request registered before the probe went out has ended."""
+        if watch.probe is not probe:
+            return
+        _drop_probe(watch)
+        ended = [request for request, (_, since) in watch.running.items() if since <= probe.sent_monotonic]
+        for request in ended:
+            del watch.running[request]
+        if not watch.running:
+            self.busy.discard(kernel_id)
+        if kernel_id in self.unconfirmed:  # a confirming probe, not a repair
+            if probe.sent_while_live:
+                self._confirm(kernel_id, "it answered a probe")
+            else:
+                self._confirming_probe(kernel_id, watch)  # live since: this one confirms
+            if ended:
+                self.on_change()
+            return
+        answered_at = self.clock()
+        prompt = (answered_at - probe.sent_at).total_seconds() <= PROBE_PROMPT_SECONDS
+        if prompt:
+            # Nothing ran: the probe's status messages (which jupyter_server counts as activity
+            # while it takes the kernel for busy) are not activity. A repair worth a line:
+            # jupyter_server lost the kernel's idle and showed it busy.
+            self.probed[kernel_id] = (probe.activity_before,
+                                      answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
+            self.log.info(
+                "auto-shutdown: kernel %s looked busy but is idle (it answered at once; its idle "
+                "message was lost): its idle time counts again", kernel_id)
+        else:
+            # The usual end of a cell that printed nothing for a while: nothing went wrong.
+            self.log.debug("auto-shutdown: kernel %s finished its quiet work (%d request(s) ended)",
+                           kernel_id, len(ended))
+        self.on_change()
+
+
+class RunningRequests(_KernelProbes):
     """Per local kernel: the requests it is running; `busy` is the set of kernels running any."""
 
     def __init__(
@@ -148,8 +288,8 @@ class RunningRequests:
         self.unconfirmed: set[str] = set()
         self._watches: dict[str, _Watch | None] = {}
         #: Watched kernels whose socket has delivered nothing yet: a busy it missed while connecting
-        #: is taken from jupyter_server's state until then.
-        self._unconfirmed: set[str] = set()
+        #: is taken from jupyter_server's state until then (the fallback where no probe can go).
+        self._silent: set[str] = set()
         self._prober: asyncio.Task[None] | None = None
 
     def sync(self, kernels: dict[str, Any]) -> None:
@@ -162,12 +302,12 @@ class RunningRequests:
                 watches[kernel_id] = self._watch(kernel_id, kernels[kernel_id])
                 self.log.debug("auto-shutdown: %s kernel %s's status messages",
                                "watching" if watches[kernel_id] else "not watching", kernel_id)
-        for kernel_id in list(self._unconfirmed):
+        for kernel_id in self.unconfirmed | self._silent:
             watch = watches.get(kernel_id)
-            kernel = kernels.get(kernel_id)
-            if watch is not None and getattr(kernel, "execution_state", None) == "busy":
-                watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
-                self.busy.add(kernel_id)
+            if watch is not None:
+                self._confirming_probe(kernel_id, watch)  # e.g. no longer starting
+                if kernel_id in self._silent:
+                    self._take_servers_busy(kernel_id, watch)
         # A kernel restarted (its process changed) runs nothing of what its old process ran.
         for kernel_id in list(self.busy):
             watch = watches.get(kernel_id)
@@ -231,34 +371,25 @@ class RunningRequests:
             self.log.debug("auto-shutdown: cannot watch kernel %s's IOPub: %r", kernel_id, error)
             return None
         watch = _Watch(stream, _pid_of(kernel), kernel)
-        self._unconfirmed.add(kernel_id)
-        if getattr(kernel, "execution_state", None) == "busy":
-            # Subscribed mid-request: keep it busy until a cell ends.
-            watch.running[UNKNOWN_REQUEST] = ("execute_request", time.monotonic())
-            self.busy.add(kernel_id)
+        self._silent.add(kernel_id)
+        self._take_servers_busy(kernel_id, watch)  # subscribed mid-request
         # Unconfirmed until a probe sent once the subscription is live answers (module docstring);
         # a kernel that cannot be probed (a test double) keeps the fallbacks.
-        if self._send_probe(kernel_id, watch):
+        if hasattr(kernel, "connect_shell"):
             self.unconfirmed.add(kernel_id)
+            self._confirming_probe(kernel_id, watch)
 
         def on_message(frames: list[bytes]) -> None:
             watch.last_message = time.monotonic()
             if not watch.live:
                 watch.live = True
-                if kernel_id in self.unconfirmed and watch.probe is None:
-                    self._send_probe(kernel_id, watch)  # the one whose answer confirms
-            if kernel_id in self._unconfirmed:
+                self._confirming_probe(kernel_id, watch)  # the one whose answer confirms
+            if kernel_id in self._silent:
                 # The first message delivered: from now on nothing is missed. Whatever started
-                # before (a cell whose busy went out before we were subscribed, on a loaded
-                # machine) is known only to jupyter_server: take its busy now, before a control
+                # before is known only to jupyter_server: take its busy now, before a control
                 # request's idle can overwrite it.
-                self._unconfirmed.discard(kernel_id)
-                state_now = getattr(kernel, "execution_state", None)
-                self.log.debug("auto-shutdown: kernel %s's IOPub delivers (jupyter_server says %s)",
-                               kernel_id, state_now)
-                if state_now == "busy":
-                    watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
-                    self.busy.add(kernel_id)
+                self._silent.discard(kernel_id)
+                self._take_servers_busy(kernel_id, watch)
             status = _status_of(session, frames)
             if status is not None:
                 self._on_status(kernel_id, watch, *status)
@@ -291,11 +422,11 @@ class RunningRequests:
             if not running:
                 self.busy.discard(kernel_id)
 
-    def _confirm(self, kernel_id: str, why: str) -> None:
-        if kernel_id in self.unconfirmed:
-            self.unconfirmed.discard(kernel_id)
-            self.log.debug("auto-shutdown: kernel %s's state is confirmed (%s)", kernel_id, why)
-            self.on_change()
+    def _take_servers_busy(self, kernel_id: str, watch: _Watch) -> None:
+        """A busy only jupyter_server saw (it went out before we subscribed): busy until a cell ends."""
+        if getattr(watch.kernel, "execution_state", None) == "busy":
+            watch.running.setdefault(UNKNOWN_REQUEST, ("execute_request", time.monotonic()))
+            self.busy.add(kernel_id)
 
     def _clear(self, kernel_id: str, watch: _Watch) -> None:
         watch.running.clear()
@@ -304,7 +435,7 @@ class RunningRequests:
     def _unwatch(self, kernel_id: str) -> None:
         watch = self._watches.pop(kernel_id, None)
         self.busy.discard(kernel_id)
-        self._unconfirmed.discard(kernel_id)
+        self._silent.discard(kernel_id)
         self.unconfirmed.discard(kernel_id)
         self.probed.pop(kernel_id, None)
         if watch is not None:
@@ -313,116 +444,6 @@ class RunningRequests:
                 watch.stream.close()
             except Exception as error:
                 self.log.debug("auto-shutdown: closing kernel %s's IOPub failed: %r", kernel_id, error)
-
-    # ---- probing kernels taken for busy ---------------------------------------------------
-
-    async def _probe_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_CHECK_SECONDS)
-            try:
-                self.probe_quiet_kernels()
-            except Exception as error:  # probing is a repair: it must never stop
-                self.log.warning("auto-shutdown: probing busy kernels failed: %r", error)
-
-    def probe_quiet_kernels(self) -> int:
-        """Probe every kernel taken for busy that has sent nothing for PROBE_AFTER_SECONDS; how
-        many were probed."""
-        quiet_seconds = PROBE_AFTER_SECONDS
-        now = time.monotonic()
-        probes = 0
-        for kernel_id, watch in list(self._watches.items()):
-            if watch is None:
-                continue
-            if kernel_id in self.unconfirmed:
-                probes += self._confirm_quiet_kernel(kernel_id, watch, now)
-                continue
-            if kernel_id in self._unconfirmed:
-                continue
-            kernel = watch.kernel
-            if not self.taken_for_busy(kernel_id, kernel):
-                continue
-            if watch.probe is not None:
-                if now - watch.probe.sent_monotonic < PROBE_RESEND_SECONDS:
-                    continue  # queued behind a running cell: its answer comes when the cell ends
-                _drop_probe(watch)
-            if now - watch.last_message < quiet_seconds:
-                continue
-            activity = activity_of(kernel)
-            if isinstance(activity, datetime) and (self.clock() - activity).total_seconds() < quiet_seconds:
-                continue
-            if self._send_probe(kernel_id, watch):
-                probes += 1
-        return probes
-
-    def _confirm_quiet_kernel(self, kernel_id: str, watch: _Watch, now: float) -> int:
-        """An unconfirmed kernel: probe it again when its last probe is answered or lost; give up
-        when its IOPub never delivers. How many probes went out (0 or 1)."""
-        probe = watch.probe
-        if probe is not None:
-            if now - probe.sent_monotonic < PROBE_RESEND_SECONDS:
-                return 0  # waiting behind a running request: busy, as it should be
-            _drop_probe(watch)
-        if not watch.live and now - watch.watched_at >= UNCONFIRMED_GIVE_UP_SECONDS:
-            self.unconfirmed.discard(kernel_id)
-            self.log.warning(
-                "auto-shutdown: kernel %s has sent none of its status messages to auto-shutdown in "
-                "%.0f s; its busy state is jupyter_server's from now on", kernel_id, now - watch.watched_at)
-            self.on_change()
-            return 0
-        return int(self._send_probe(kernel_id, watch))
-
-    def _send_probe(self, kernel_id: str, watch: _Watch) -> bool:
-        kernel = watch.kernel
-        try:
-            stream, msg_id = _send_kernel_info_request(kernel)
-        except Exception as error:
-            self.log.debug("auto-shutdown: cannot probe kernel %s: %r", kernel_id, error)
-            return False
-        probe = _Probe(stream, msg_id, activity_of(kernel), self.clock(), watch.live)
-        watch.probe = probe
-        self.log.debug("auto-shutdown: probing kernel %s", kernel_id)
-
-        def on_reply(frames: list[bytes]) -> None:
-            if _parent_id_of(kernel.session, frames) == probe.msg_id:
-                self._probe_answered(kernel_id, watch, probe)
-
-        stream.on_recv(on_reply)
-        return True
-
-    def _probe_answered(self, kernel_id: str, watch: _Watch, probe: _Probe) -> None:
-        """Every request registered before the probe went out has ended."""
-        if watch.probe is not probe:
-            return
-        _drop_probe(watch)
-        ended = [request for request, (_, since) in watch.running.items() if since <= probe.sent_monotonic]
-        for request in ended:
-            del watch.running[request]
-        if not watch.running:
-            self.busy.discard(kernel_id)
-        if kernel_id in self.unconfirmed:  # a confirming probe, not a repair
-            if probe.sent_while_live:
-                self._confirm(kernel_id, "it answered a probe")
-            elif watch.live:
-                self._send_probe(kernel_id, watch)  # live since: this one confirms
-            if ended:
-                self.on_change()
-            return
-        answered_at = self.clock()
-        prompt = (answered_at - probe.sent_at).total_seconds() <= PROBE_PROMPT_SECONDS
-        if prompt:
-            # Nothing ran: the probe's status messages (which jupyter_server counts as activity
-            # while it takes the kernel for busy) are not activity. A repair worth a line:
-            # jupyter_server lost the kernel's idle and showed it busy.
-            self.probed[kernel_id] = (probe.activity_before,
-                                      answered_at + timedelta(seconds=PROBE_ECHO_SECONDS))
-            self.log.info(
-                "auto-shutdown: kernel %s looked busy but is idle (it answered at once; its idle "
-                "message was lost): its idle time counts again", kernel_id)
-        else:
-            # The usual end of a cell that printed nothing for a while: nothing went wrong.
-            self.log.debug("auto-shutdown: kernel %s finished its quiet work (%d request(s) ended)",
-                           kernel_id, len(ended))
-        self.on_change()
 
 
 def _drop_probe(watch: _Watch) -> None:

@@ -137,15 +137,15 @@ async def test_a_watch_that_starts_after_the_cell_and_a_control_idle_keeps_it_bu
     monkeypatch.setattr(RunningRequests, "sync", sync_without_held_back)
     extension = await start_extension(jp_serverapp)
     kernel_id = await start_kernel(jp_fetch)
+    session = await KernelSession.connect(jp_ws_fetch, kernel_id)  # a client: no longer starting
     tracking = extension.monitor.observer.kernel_requests
-    await wait_for(lambda: kernel_id not in tracking.unconfirmed and kernel_id in tracking._watches,
-                   what="the first watch's confirmation")
-    # Forget the kernel, and watch it again only once the bad ordering is in place.
-    held_back.add(kernel_id)
-    await wait_for(lambda: kernel_id not in tracking._watches, what="the watch to be dropped")
-    session = await KernelSession.connect(jp_ws_fetch, kernel_id)
     kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
     try:
+        await wait_for(lambda: kernel_id not in tracking.unconfirmed and kernel_id in tracking._watches,
+                       what="the first watch's confirmation")
+        # Forget the kernel, and watch it again only once the bad ordering is in place.
+        held_back.add(kernel_id)
+        await wait_for(lambda: kernel_id not in tracking._watches, what="the watch to be dropped")
         cell = await session.send("execute_request", {
             "code": "input('name? ')", "silent": False, "store_history": False,
             "user_expressions": {}, "allow_stdin": True,

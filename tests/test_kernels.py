@@ -104,7 +104,8 @@ async def test_a_kernel_being_created_is_read_without_an_error(jp_serverapp, jp_
     try:
         await wait_pass_after(extension, datetime.now(timezone.utc))
         status = await api(jp_fetch, "autoshutdown", "api", "status")
-        assert not [error for error in status["errors"] if "being-created" in error["message"]], status["errors"]
+        failed = [error for error in status["errors"] if "being-created" in error["message"]]
+        assert not failed, status["errors"]
         (row,) = [row for row in status["kernels"] if row["id"] == "being-created"]
         assert row["last_activity"] is not None  # first seen: its idle time counts from then
     finally:

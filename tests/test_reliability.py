@@ -167,7 +167,8 @@ async def test_a_lost_idle_is_corrected_and_the_probe_is_not_activity(jp_servera
     finally:
         session.close()
     kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
-    await wait_for(lambda: kernel_id in tracking._watches and kernel_id not in tracking._unconfirmed,
+    await wait_for(lambda: kernel_id in tracking._watches and kernel_id not in tracking._silent
+                   and kernel_id not in tracking.unconfirmed,
                    what="the kernel watched")
     # Fault injection: the lost idle (its busy arrived, its idle never did), on both sockets.
     last_real_activity = kernel.last_activity
