@@ -157,7 +157,8 @@ def test_a_studio_space_culls_stops_its_app_and_takes_our_scripts(space_server, 
     # a page would (no token: its own matching XSRF cookie and header).
     xsrf = {"cookies": {"_xsrf": "space-test"}, "headers": {"X-XSRFToken": "space-test"}}
     kernel = requests.post(f"{url}/api/kernels", json={"name": "python3"}, timeout=60, **xsrf).json()
-    retune = subprocess.run([str(REPO / "scripts" / "set-time-interval.sh"), "0.05", "--url", url],
+    # A 3-second timeout is asked about first; a script says --yes.
+    retune = subprocess.run([str(REPO / "scripts" / "set-time-interval.sh"), "0.05", "--yes", "--url", url],
                             capture_output=True, text=True, env=env, timeout=120)
     assert retune.returncode == 0, retune.stdout + retune.stderr
     check = subprocess.run([sys.executable, str(REPO / "check_idle_timeout_configuration.py"), "--url", url],
