@@ -170,6 +170,22 @@ export class SettingsForm extends React.Component<IFormProps, IFormState> {
         return;
       }
     }
+    if (check.ok && check.tiny && 'idle_timeout_minutes' in changes) {
+      const seconds = Math.round(check.minutes * 60);
+      const answer = await showDialog({
+        title: `Set a ${check.minutes}-minute timeout?`,
+        body:
+          `Idle kernels are shut down after ${seconds} seconds, and once nothing is left the app action ` +
+          'stops this server (and what it costs) within seconds of nobody using it. This setting is kept ' +
+          'across restarts; after each start the server waits a few minutes (the start-up grace) before ' +
+          'stopping, so that it can be changed back.',
+        buttons: [Dialog.cancelButton({ label: 'Keep the current timeout' }), Dialog.warnButton({ label: `Set ${check.minutes} minutes` })]
+      });
+      if (!answer.button.accept) {
+        this.say('The timeout was not changed; nothing was saved.', 'ok');
+        return;
+      }
+    }
     this.setState({ saving: true });
     try {
       await this.props.save(changes);

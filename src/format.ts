@@ -376,13 +376,17 @@ export function isStopTime(text: string): boolean {
   return /^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/.test(text.trim());
 }
 
-export type TimeoutCheck = { ok: true; minutes: number; turnsOff: boolean } | { ok: false; reason: string };
+/** A timeout under this many minutes is asked about before it is saved (as the CLI's `set` does). */
+export const TINY_TIMEOUT_MINUTES = 5;
+
+export type TimeoutCheck = { ok: true; minutes: number; turnsOff: boolean; tiny: boolean } | { ok: false; reason: string };
 
 /**
  * Whether the text typed as the timeout may be saved, and why not. Empty and non-numeric text is
  * refused (an empty field must never mean 0, which turns auto-shutdown off); so are values
  * outside the server's bounds. 0 is allowed only where the server allows turning it off, and the
- * caller asks for confirmation (`turnsOff`).
+ * caller asks for confirmation (`turnsOff`); so it does for a timeout under a few minutes (`tiny`),
+ * which stops idle kernels, and then the server, within seconds.
  */
 export function checkTimeout(text: string, limits: ITimeoutLimits): TimeoutCheck {
   const trimmed = text.trim();
@@ -400,14 +404,14 @@ export function checkTimeout(text: string, limits: ITimeoutLimits): TimeoutCheck
     if (!limits.allow_disable) {
       return { ok: false, reason: 'Turning auto-shutdown off is not allowed on this server.' };
     }
-    return { ok: true, minutes: 0, turnsOff: true };
+    return { ok: true, minutes: 0, turnsOff: true, tiny: false };
   }
   const low = limits.min_idle_timeout_minutes;
   const high = limits.max_idle_timeout_minutes;
   if ((low && minutes < low) || (high && minutes > high)) {
     return { ok: false, reason: `The timeout must be ${allowedRange(limits)}.` };
   }
-  return { ok: true, minutes, turnsOff: false };
+  return { ok: true, minutes, turnsOff: false, tiny: minutes < TINY_TIMEOUT_MINUTES };
 }
 
 /** ISO 8601 times in `text` (the server's reasons carry them in UTC) as local times. */

@@ -127,6 +127,9 @@ def test_jupyterlab_front_end_as_a_new_user_meets_it(home):
         assert steps["typed-survives"]["value"] == "7" and steps["typed-survives"]["focused"]
         assert "Turn auto-shutdown off?" in steps["turn-off-asked"]["dialog"]
         assert steps["turn-off-asked"]["after"] == TIMEOUT_MINUTES
+        assert "Set a 0.5-minute timeout?" in steps["tiny-asked"]["dialog"], steps["tiny-asked"]
+        assert "30 seconds" in steps["tiny-asked"]["dialog"]
+        assert steps["tiny-asked"]["after"] == TIMEOUT_MINUTES
         # The cull message: whole, not an error, with a restart that works.
         culled = steps["culled"]
         assert culled["length"] <= 140 and culled["restart"] == 1, culled

@@ -111,6 +111,18 @@ try {
   const afterZero = await api('autoshutdown/api/settings');
   await panel.getByRole('button', { name: 'Revert' }).click();
   report('turn-off-asked', { dialog: dialogText, after: afterZero.idle_timeout_minutes });
+  // A timeout under a few minutes asks first too; keeping the current one changes nothing.
+  await timeout.fill('0.5');
+  await panel.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ timeout: 5000 });
+  const tinyText = await dialog.textContent();
+  await shot('08b-tiny-timeout-dialog.png');
+  await dialog.getByRole('button', { name: 'Keep the current timeout' }).click();
+  await pause(500);
+  const afterTiny = await api('autoshutdown/api/settings');
+  const tinyMessage = await panel.locator('.jp-AutoShutdown-message').first().textContent().catch(() => '');
+  await panel.getByRole('button', { name: 'Revert' }).click();
+  report('tiny-asked', { dialog: tinyText, after: afterTiny.idle_timeout_minutes, message: tinyMessage });
 
   // a.ipynb's kernel is culled (nobody uses it): a short message, with a restart action.
   const culled = toast('Auto-shutdown stopped the kernel of “a.ipynb”');

@@ -14,6 +14,7 @@ import {
   shorten,
   shouldWarn,
   statusText,
+  TINY_TIMEOUT_MINUTES,
   warningMessage
 } from '../format';
 
@@ -199,12 +200,17 @@ describe('checkTimeout', () => {
     expect(result.ok).toBe(false);
   });
   it('accepts minutes, with decimals', () => {
-    expect(checkTimeout('30', open)).toEqual({ ok: true, minutes: 30, turnsOff: false });
-    expect(checkTimeout(' 0.5 ', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false });
-    expect(checkTimeout('.5', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false });
+    expect(checkTimeout('30', open)).toEqual({ ok: true, minutes: 30, turnsOff: false, tiny: false });
+    expect(checkTimeout(' 0.5 ', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false, tiny: true });
+    expect(checkTimeout('.5', open)).toEqual({ ok: true, minutes: 0.5, turnsOff: false, tiny: true });
+  });
+  it('marks a timeout under a few minutes as tiny (to be confirmed), from TINY_TIMEOUT_MINUTES up not', () => {
+    expect(checkTimeout('0.01', open)).toMatchObject({ ok: true, tiny: true });
+    expect(checkTimeout('4.9', open)).toMatchObject({ ok: true, tiny: true });
+    expect(checkTimeout(String(TINY_TIMEOUT_MINUTES), open)).toMatchObject({ ok: true, tiny: false });
   });
   it('marks 0 as turning it off (to be confirmed), unless the operator forbids it', () => {
-    expect(checkTimeout('0', open)).toEqual({ ok: true, minutes: 0, turnsOff: true });
+    expect(checkTimeout('0', open)).toEqual({ ok: true, minutes: 0, turnsOff: true, tiny: false });
     expect(checkTimeout('0', bounded)).toEqual({
       ok: false,
       reason: 'Turning auto-shutdown off is not allowed on this server.'
