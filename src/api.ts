@@ -1,7 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IStatus } from './format';
+import type { IKeepAlive, IStatus } from './types';
 import type { IDocumentsReport } from './unsaved';
 
 /** A request to this extension's REST API, authenticated like every JupyterLab request. */
@@ -18,13 +18,6 @@ export async function requestAPI<T>(path: string, init: RequestInit = {}): Promi
 }
 
 export const getStatus = (): Promise<IStatus> => requestAPI<IStatus>('status');
-
-export interface IKeepAlive {
-  keep_alive_until: string | null;
-  max_minutes: number;
-  kernels: Record<string, string>;
-  terminals: Record<string, string>;
-}
 
 /** What a keep-alive keeps: everything (the server's own warning, the panel), or one resource. */
 export type KeepAliveTarget = { kernel_id: string } | { terminal: string } | Record<string, never>;

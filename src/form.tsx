@@ -2,7 +2,8 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Button, InputGroup } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { allowedRange, checkTimeout, dailyStopText, formatMinutes, IDailyStop, ISettings, isStopTime } from './format';
+import { allowedRange, checkTimeout, dailyStopText, formatMinutes, isStopTime } from './format';
+import type { IDailyStop, ISettings } from './types';
 
 interface IFormProps {
   settings: ISettings;

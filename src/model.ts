@@ -3,9 +3,10 @@ import type { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 import type { Widget } from '@lumino/widgets';
 
-import type { IKeepAlive, KeepAliveTarget } from './api';
-import { ICurrentKernel, IStatus, nextRefreshDelay } from './format';
+import type { KeepAliveTarget } from './api';
+import { ICurrentKernel, nextRefreshDelay } from './format';
 import { IStatusMessage, RunningRequests } from './requests';
+import type { IKeepAlive, IStatus } from './types';
 
 /** What the model asks of the server (api.ts in the page; a fake in tests). */
 export interface IAutoShutdownApi {

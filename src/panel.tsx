@@ -7,18 +7,10 @@ import React from 'react';
 
 import type { KeepAliveTarget } from './api';
 import { DailyStopForm, SettingsForm } from './form';
-import {
-  describeAction,
-  formatDuration,
-  formatLocalTime,
-  formatMinutes,
-  IResourceStatus,
-  IStatus,
-  localizeTimes,
-  secondsUntil
-} from './format';
+import { describeAction, formatDuration, formatLocalTime, formatMinutes, localizeTimes, secondsUntil } from './format';
 import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel } from './model';
+import type { IResourceStatus, IStatus } from './types';
 import { Warnings } from './warnings';
 
 export const PANEL_ID = 'jupyter-autoshutdown-panel';

@@ -7,7 +7,6 @@ import {
   formatDuration,
   formatLocalTime,
   ICurrentKernel,
-  IStatus,
   localizeTimes,
   MESSAGE_LIMIT,
   nextRefreshDelay,
@@ -17,6 +16,7 @@ import {
   TINY_TIMEOUT_MINUTES,
   warningMessage
 } from '../format';
+import type { IStatus } from '../types';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const at = (seconds: number) => new Date(NOW + seconds * 1000).toISOString();

@@ -1,9 +1,9 @@
 /** The model with a fake clock, a fake API and a fake application: no browser, no JupyterLab. */
 import { Signal } from '@lumino/signaling';
 
-import type { IKeepAlive, KeepAliveTarget } from '../api';
-import type { IStatus } from '../format';
+import type { KeepAliveTarget } from '../api';
 import { AutoShutdownModel, IAppLike, IAutoShutdownApi, IClock, IVisibility } from '../model';
+import type { IKeepAlive, IStatus } from '../types';
 
 class FakeClock implements IClock {
   time = Date.parse('2026-12-01T12:00:00Z');
