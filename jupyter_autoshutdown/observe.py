@@ -6,6 +6,7 @@ the failures come back as strings for `status`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -314,19 +315,164 @@ def is_remote(kernel_manager: Any) -> bool:
     return isinstance(kernel_manager, GatewayMappingKernelManager)
 
 
-async def refresh_remote_kernels(kernel_manager: Any) -> None:
-    """Bring a gateway manager's kernel records up to date (state, activity, connections).
+#: A remote kernel as the gateway described it: (name, execution_state, last_activity, connections).
+RemoteModel = tuple[str, str, datetime | None, int]
 
-    jupyter_server's gateway manager copies each remote kernel's model only when it lists the
-    kernels; between listings its records are stale. Raises when the gateway does not answer.
+
+@dataclass(frozen=True)
+class RemoteKernels:
+    """One reading of a gateway's kernels, held by the observer instead of the manager's records.
+
+    `models`: the gateway's model of each of the manager's kernels that it has. `listed`: the
+    manager's kernels when the gateway was read (id -> the manager's kernel object): one listed
+    and without a model is gone on the gateway; one not listed (or listed as another object) was
+    started since, and the manager's own record of it is read.
     """
-    await kernel_manager.list_kernels()
+
+    models: Mapping[str, RemoteModel] = field(default_factory=dict)
+    listed: Mapping[str, Any] = field(default_factory=dict)
+
+    def gone(self, kernel_id: str, kernel: Any) -> bool:
+        """Was the manager's `kernel` gone on the gateway at this reading?"""
+        return (kernel is not None and kernel_id not in self.models
+                and self.listed.get(kernel_id) is kernel)
+
+    def with_kernel(self, kernel_id: str, kernel: Any, model: RemoteModel | None) -> RemoteKernels:
+        """This reading with one kernel read again (`model` None: the gateway no longer has it)."""
+        models = {kid: value for kid, value in self.models.items() if kid != kernel_id}
+        if model is not None:
+            models[kernel_id] = model
+        return RemoteKernels(models, {**self.listed, kernel_id: kernel})
 
 
-async def refresh_remote_kernel(kernel_manager: Any, kernel_id: str) -> bool:
-    """Refresh one remote kernel's record; False when the gateway no longer has it."""
-    kernel = kernel_manager._kernels.get(kernel_id)
-    return kernel is not None and bool(await kernel.refresh_model())
+def _remote_model(model: Any, kernel: Any) -> RemoteModel:
+    connections = model.get("connections")
+    return (
+        str(model.get("name") or getattr(kernel, "kernel_name", None) or ""),
+        str(model.get("execution_state") or "unknown"),
+        as_utc(model.get("last_activity")),
+        connections if connections.__class__ is int else 0,
+    )
+
+
+async def _gateway_get(url: str) -> Any:
+    """GET `url` from the gateway, decoded, as jupyter_server's own requests go (its connection
+    arguments: auth header, token renewal, timeouts, TLS, cookies held; its retries), but not
+    through its `gateway_request`: that announces each request as a `gateway_client` event in the
+    user's event stream and stores the answer's cookies. Observing changes nothing."""
+    from jupyter_server.gateway.gateway_client import GatewayClient, RetryableHTTPClient
+
+    kwargs = GatewayClient.instance().load_connection_args(method="GET")
+    response = await RetryableHTTPClient().fetch(url, **kwargs)
+    return json.loads(response.body)
+
+
+def _kernel_url(kernel_manager: Any, kernel_id: str) -> str:
+    from jupyter_server.utils import url_escape, url_path_join
+
+    return url_path_join(kernel_manager.kernels_url, url_escape(kernel_id))
+
+
+async def read_remote_kernel_model(kernel_manager: Any, kernel_id: str) -> RemoteModel | None:
+    """One remote kernel's model from the gateway; None when the gateway no longer has it."""
+    from tornado.httpclient import HTTPClientError
+
+    try:
+        model = await _gateway_get(_kernel_url(kernel_manager, kernel_id))
+    except HTTPClientError as error:
+        if error.code == 404:
+            return None
+        raise
+    if not isinstance(model, dict):
+        raise ValueError(f"the gateway described kernel {kernel_id} as {model!r}")
+    return _remote_model(model, kernel_table(kernel_manager)[0].get(kernel_id))
+
+
+async def read_remote_kernels(
+    kernel_manager: Any, previous: RemoteKernels | None = None
+) -> RemoteKernels:
+    """The gateway's models of the manager's kernels. Raises when the gateway does not answer.
+
+    jupyter_server's own listing (`list_kernels`) writes each model into the manager's records,
+    removes the kernels the gateway no longer has from its table and emits an event per request;
+    this reads the same models with the same requests and changes nothing. As there, a kernel
+    missing from the list is asked for directly (a list can be incomplete behind a proxy), once:
+    one that `previous` found gone stays gone (the manager keeps listing it until its own next
+    listing, and a kernel id is never reused).
+    """
+    models = await _gateway_get(kernel_manager.kernels_url)
+    if not isinstance(models, list):
+        raise ValueError(f"the gateway's kernel list is {type(models).__name__}, not a list")
+    table = dict(kernel_table(kernel_manager)[0])
+    found: dict[str, RemoteModel] = {}
+    for model in models:
+        kernel_id = model.get("id") if isinstance(model, dict) else None
+        if isinstance(kernel_id, str) and kernel_id in table:  # the gateway's other kernels: not ours
+            found[kernel_id] = _remote_model(model, table[kernel_id])
+    for kernel_id in table.keys() - found.keys():
+        if previous is not None and previous.gone(kernel_id, table[kernel_id]):
+            continue
+        model_or_none = await read_remote_kernel_model(kernel_manager, kernel_id)
+        if model_or_none is not None:
+            found[kernel_id] = model_or_none
+    return RemoteKernels(found, table)
+
+
+def _remote_record(
+    kernel_id: str, kernel: Any, reading: RemoteKernels, connections: dict, missing: MissingActivity
+) -> KernelInfo | None:
+    model = reading.models.get(kernel_id)
+    if model is None:
+        if reading.gone(kernel_id, kernel):
+            return None  # gone on the gateway; the manager's table is left as it is
+        # Started since the reading: the manager's record, from the gateway's answer to the start.
+        return _kernel_record(kernel_id, kernel, connections, missing)
+    name, state, last_activity, connection_count = model
+    if last_activity is None or last_activity > LATEST_PLAUSIBLE:
+        last_activity = missing(kernel_id)
+    return (kernel_id, name, state, last_activity, connection_count)  # type: ignore[return-value]
+
+
+def read_gateway_kernels(
+    kernel_manager: Any, reading: RemoteKernels | None, missing: MissingActivity = _no_fallback
+) -> tuple[list[KernelInfo], list[str]]:
+    """Every remote kernel's record: the manager's kernels as `reading` describes them; the ones
+    the gateway no longer had are left out (the manager keeps them: nothing here removes them)."""
+    if reading is None:
+        return read_kernels(kernel_manager, missing)
+    kernels: list[KernelInfo] = []
+    errors: list[str] = []
+    try:
+        kernel_ids = list(kernel_manager.list_kernel_ids())
+        table, connections = kernel_table(kernel_manager)
+    except Exception as error:
+        return kernels, [f"reading the kernel list failed: {error!r}"]
+    for kernel_id in kernel_ids:
+        kernel = table.get(kernel_id)
+        if kernel is None:
+            continue  # shut down while we were reading
+        try:
+            record = _remote_record(kernel_id, kernel, reading, connections, missing)
+        except Exception as error:
+            errors.append(f"reading kernel {kernel_id} failed: {error!r}")
+        else:
+            if record is not None:
+                kernels.append(record)
+    return kernels, errors
+
+
+def read_gateway_kernel(
+    kernel_manager: Any, reading: RemoteKernels | None, kernel_id: str,
+    missing: MissingActivity = _no_fallback,
+) -> KernelInfo | None:
+    """One remote kernel's record, or None when it no longer exists (here or on the gateway)."""
+    if reading is None:
+        return read_kernel(kernel_manager, kernel_id, missing)
+    kernels, connections = kernel_table(kernel_manager)
+    kernel = kernels.get(kernel_id)  # the gateway manager's table, always there
+    if kernel is None:
+        return None
+    return _remote_record(kernel_id, kernel, reading, connections, missing)
 
 
 def read_server_last_activity(

@@ -34,18 +34,21 @@ from .observe import (
     K_ID,
     T_NAME,
     KernelInfo,
+    RemoteKernels,
     ResourceKey,
     Snapshot,
     TerminalInfo,
     is_remote,
     kernel_table,
+    read_gateway_kernel,
+    read_gateway_kernels,
     read_kernel,
     read_kernels,
+    read_remote_kernel_model,
+    read_remote_kernels,
     read_server_last_activity,
     read_terminal,
     read_terminals,
-    refresh_remote_kernel,
-    refresh_remote_kernels,
     terminal_key,
 )
 from .schedule import stops_around
@@ -97,9 +100,12 @@ class Observer:
         self.first_seen: dict[str, datetime] = {}
         #: Kernels that are never shut down, with the reason in words (last reading kept on error).
         self.exempt: dict[str, str] = {}
-        #: Kernels on a Kernel or Enterprise Gateway: their records are refreshed before reading.
+        #: Kernels on a Kernel or Enterprise Gateway: read from the gateway into our own records
+        #: (the manager's are left as they are: observing changes nothing).
         self.remote = is_remote(serverapp.kernel_manager)
         self.remote_error: str | None = None
+        #: The latest reading of the gateway; None before the first one.
+        self.remote_kernels: RemoteKernels | None = None
         self._remote_refreshed_at: datetime | None = None
         self._remote_failures = 0
         self._remote_retry_at: datetime | None = None
@@ -170,7 +176,8 @@ class Observer:
 
     async def _refresh_remote_kernels(self) -> None:
         try:
-            await within(refresh_remote_kernels(self.kernel_manager), self.remote_timeout_seconds)
+            reading = await within(read_remote_kernels(self.kernel_manager, self.remote_kernels),
+                                   self.remote_timeout_seconds)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -182,6 +189,7 @@ class Observer:
             self.remote_error = f"{REMOTE_FAILED}: {error_text}; asking again in {backoff:g} s"
             self.errors.record(self.remote_error)  # once per listing, not once per pass
         else:
+            self.remote_kernels = reading
             self.remote_error = self._remote_retry_at = None
             self._remote_failures = 0
             self._remote_refreshed_at = self.clock()
@@ -190,8 +198,15 @@ class Observer:
         """Before a remote kernel's shutdown: its record made fresh; False when it is gone."""
         if not self.remote:
             return True
-        return await within(refresh_remote_kernel(self.kernel_manager, kernel_id),
-                            self.remote_timeout_seconds)
+        kernel = kernel_table(self.kernel_manager)[0].get(kernel_id)
+        if kernel is None:
+            return False
+        model = await within(read_remote_kernel_model(self.kernel_manager, kernel_id),
+                             self.remote_timeout_seconds)
+        self.remote_kernels = (self.remote_kernels or RemoteKernels()).with_kernel(
+            kernel_id, kernel, model
+        )
+        return model is not None
 
     async def refresh_exemptions(self) -> None:
         assert self.exemptions is not None
@@ -216,7 +231,12 @@ class Observer:
                 return first_seen_at.setdefault(key, now)
             return first_seen_at.get(key, now)
 
-        kernels, kernel_errors = read_kernels(self.kernel_manager, first_seen, self.kernel_requests)
+        if self.remote:
+            kernels, kernel_errors = read_gateway_kernels(
+                self.kernel_manager, self.remote_kernels, first_seen
+            )
+        else:
+            kernels, kernel_errors = read_kernels(self.kernel_manager, first_seen, self.kernel_requests)
         if self.remote_error:
             # Stale remote records could make a kernel that is working now look idle.
             kernels, kernel_errors = [], [self.remote_error]
@@ -265,6 +285,10 @@ class Observer:
 
     def read_kernel(self, kernel_id: str) -> KernelInfo | None:
         """One kernel's record now (for the re-check before its shutdown); None when gone."""
+        if self.remote:
+            return read_gateway_kernel(
+                self.kernel_manager, self.remote_kernels, kernel_id, self._first_seen_at
+            )
         return read_kernel(self.kernel_manager, kernel_id, self._first_seen_at, self.kernel_requests)
 
     def read_terminal(self, name: str) -> TerminalInfo | None:
@@ -274,6 +298,8 @@ class Observer:
         return read_terminal(terminal_manager, name, self._first_seen_at)
 
     def kernels_remain(self) -> bool:
+        if self.remote:  # the manager may still list kernels the gateway no longer has
+            return bool(read_gateway_kernels(self.kernel_manager, self.remote_kernels)[0])
         return bool(self.kernel_manager.list_kernel_ids())
 
     def _first_seen_at(self, key: str) -> datetime:

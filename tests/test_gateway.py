@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import logging
 import signal
 import time
+from datetime import datetime, timezone
 
 import pytest
-from helpers import KernelSession, wait_for
+from helpers import KernelSession, extension_of, wait_for
 from server_process import TOKEN, KernelGatewayProcess, ServerProcess
 
+from jupyter_autoshutdown.observe import K_CONNECTIONS, K_ID, K_LAST_ACTIVITY, K_STATE, as_utc
 from jupyter_autoshutdown.policy import INCOMPLETE
 
 TIMEOUT_SECONDS = 3.0
@@ -169,3 +174,90 @@ async def test_a_gateway_down_for_a_minute_is_asked_a_bounded_number_of_times(ga
     listings = failed_listings()
     print(f"gateway down 60 s: {status['count'] - passes_before} passes, {listings} failed listings")
     assert listings <= 6, [e["message"] for e in status["errors"]]
+
+
+# ---- observing changes nothing -------------------------------------------------------------
+
+
+@pytest.fixture
+def kernel_gateway(home):
+    gateway = KernelGatewayProcess(home)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def jp_argv(kernel_gateway):
+    """The in-process test server (pytest-jupyter's) with its kernels on the real gateway."""
+    from jupyter_server.gateway.gateway_client import GatewayClient
+
+    GatewayClient.clear_instance()  # a singleton: configured from this server's arguments
+    yield kernel_gateway.server_args()
+    GatewayClient.clear_instance()
+
+
+class EventsSeen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.append(record.msg)
+
+
+async def test_reading_the_gateway_leaves_the_kernel_table_and_the_event_stream_as_they_were(
+    jp_serverapp, jp_fetch, kernel_gateway
+):
+    kernel_manager = jp_serverapp.kernel_manager
+    observer = extension_of(jp_serverapp).monitor.observer  # driven by hand: the monitor is off
+    assert observer.remote
+    ids = []
+    try:
+        for _ in range(2):
+            reply = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+            ids.append(json.loads(reply.body)["id"])
+        live_id, gone_id = ids
+        # The gateway culls one behind the server's back: the manager still lists it.
+        reply = await asyncio.to_thread(kernel_gateway.request, "DELETE", f"api/kernels/{gone_id}")
+        assert reply.status_code == 204, reply.text
+        gateway_model = (await asyncio.to_thread(
+            kernel_gateway.request, "GET", f"api/kernels/{live_id}")).json()
+
+        def manager_state():
+            return (
+                {kid: (km, km.execution_state, km.last_activity, km.kernel)
+                 for kid, km in kernel_manager._kernels.items()},
+                dict(kernel_manager._kernel_connections),
+            )
+
+        before = manager_state()
+        assert {live_id, gone_id} <= before[0].keys()
+        seen = EventsSeen()
+        jp_serverapp.event_logger.register_handler(seen)
+        try:
+            await observer.refresh(lambda: True, fresh_for_seconds=0)  # a listing, as each pass
+            assert observer.remote_error is None
+            snapshot = observer.snapshot(datetime.now(timezone.utc))
+            assert await observer.refresh_remote_kernel(live_id) is True  # before a shutdown
+            assert await observer.refresh_remote_kernel(gone_id) is False
+            assert observer.kernels_remain()
+            fresh_live, fresh_gone = observer.read_kernel(live_id), observer.read_kernel(gone_id)
+            await observer.refresh(lambda: True, fresh_for_seconds=0)  # the next pass's listing
+            again = observer.snapshot(datetime.now(timezone.utc))
+        finally:
+            jp_serverapp.event_logger.remove_handler(seen)
+
+        # Nothing written into the manager, nothing removed from it, no event in the user's stream.
+        assert manager_state() == before
+        assert seen.events == []
+        # What we read is the gateway's: the kernel it no longer has is not ours to watch.
+        assert not snapshot.errors, snapshot.errors
+        assert [kernel[K_ID] for kernel in snapshot.kernels] == [live_id]
+        for record in (snapshot.kernels[0], fresh_live):
+            assert record[K_STATE] == gateway_model["execution_state"]
+            assert record[K_CONNECTIONS] == gateway_model["connections"]
+            assert record[K_LAST_ACTIVITY] == as_utc(gateway_model["last_activity"])
+        assert fresh_gone is None
+        assert [kernel[K_ID] for kernel in again.kernels] == [live_id] and not again.errors
+    finally:
+        await kernel_manager.shutdown_all()  # before the gateway stops (the gone one: a 404, ignored)
