@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final, NamedTuple, Protocol
 
+from tornado.web import HTTPError
 from traitlets import TraitError
 
 from .activity import (
@@ -240,6 +241,10 @@ def read_kernel(
             kernel = kernel_manager.get_kernel(kernel_id)
         except KeyError:
             return None
+        except HTTPError as error:  # jupyter_server's get_kernel answers 404 for an unknown id
+            if error.status_code == 404:
+                return None
+            raise
     return _kernel_record(kernel_id, kernel, connections, missing, tracking)
 
 

@@ -75,7 +75,7 @@ async def test_the_server_stops_when_the_monitor_is_cancelled_as_a_gateway_listi
     loop = asyncio.get_running_loop()
     listings: list[asyncio.Future] = []
 
-    def listing_done_as_the_cancel_comes(kernel_manager):
+    def listing_done_as_the_cancel_comes(kernel_manager, *_previous):
         listing = loop.create_future()
         listings.append(listing)
 
@@ -86,7 +86,7 @@ async def test_the_server_stops_when_the_monitor_is_cancelled_as_a_gateway_listi
         loop.call_later(0.05, finish_and_cancel)
         return listing
 
-    monkeypatch.setattr(observer_module, "refresh_remote_kernels", listing_done_as_the_cancel_comes)
+    monkeypatch.setattr(observer_module, "read_remote_kernels", listing_done_as_the_cancel_comes)
     monkeypatch.setattr(monitor.observer, "remote", True)
     task = monitor._task
     monitor.wake()
