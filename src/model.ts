@@ -1,5 +1,6 @@
 import type { Event } from '@jupyterlab/services';
 import type { IDisposable } from '@lumino/disposable';
+import { IPoll, Poll, Throttler } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 import type { Widget } from '@lumino/widgets';
 
@@ -20,19 +21,19 @@ export interface IAutoShutdownApi {
   resetSettings(field: string): Promise<unknown>;
 }
 
-/** Time and timers (the window's in the page; a fake clock in tests). */
+/**
+ * The time, and the once-a-second countdown tick (the window's in the page). The status poll and
+ * the coalescing of changes are Lumino's (`Poll`, `Throttler`), on the platform's timers: tests
+ * fake those with jest's fake timers, and pass a clock that reads them.
+ */
 export interface IClock {
   now(): number;
-  setTimeout(callback: () => void, ms: number): number;
-  clearTimeout(handle: number | undefined): void;
   setInterval(callback: () => void, ms: number): number;
   clearInterval(handle: number | undefined): void;
 }
 
 export const browserClock: IClock = {
   now: () => Date.now(),
-  setTimeout: (callback, ms) => window.setTimeout(callback, ms),
-  clearTimeout: handle => window.clearTimeout(handle),
   setInterval: (callback, ms) => window.setInterval(callback, ms),
   clearInterval: handle => window.clearInterval(handle)
 };
@@ -70,6 +71,13 @@ export const EVENT_SCHEMA = 'https://events.jupyter.org/jupyter_autoshutdown/v1'
 const KERNEL_ACTIONS_SCHEMA = 'https://events.jupyter.org/jupyter_server/kernel_actions/v1';
 /** Changes that come in bursts (a cell start sends several status messages) share one request. */
 const REFRESH_COALESCE_MS = 150;
+/**
+ * After a request that failed (the server restarting, the network down): again within 5 s, then
+ * about three times longer each time (Lumino's backoff with jitter), at most every 5 minutes, as
+ * JupyterLab's own kernel and session polls. Between answers the poll waits until the next
+ * deadline or warning, at most 30 s (`nextRefreshDelay`).
+ */
+export const RETRY_FREQUENCY: IPoll.Frequency = { interval: 5_000, backoff: true, max: 300_000 };
 
 /** The front end's own preferences (schema/plugin.json, in the Settings Editor). */
 export interface IPreferences {
@@ -121,14 +129,15 @@ export function sessionContextOf(widget: unknown): ISessionContextLike | null {
 /**
  * The server's auto-shutdown status and what this page has open, kept current by events: kernel
  * status and kernel changes of every open notebook and console, the widget in focus changing,
- * the server's events (kernel started or restarted, warning, cull, keep-alive). Between those it
- * looks again at the next deadline or warning (at most every 30 s), never while the page is
- * hidden; countdowns run locally (`ticked`, once a second, changes no data).
+ * the server's events (kernel started or restarted, warning, cull, keep-alive). Between those a
+ * Lumino `Poll` looks again at the next deadline or warning (at most every 30 s), standing by while
+ * the page is hidden, backing off while the server does not answer; countdowns run locally
+ * (`ticked`, once a second, changes no data).
  *
  * Views render it and call its commands (keep alive, cancel, shut down, save settings); it is the
  * only place that talks to the API. Nothing happens before `start()`; `dispose()` stops it all.
- * Responses are applied in the order their requests were made: an older one never overwrites a
- * newer one.
+ * Only the answer to the latest request is applied (the poll drops the answers of the requests a
+ * newer one superseded): an older answer never overwrites a newer one.
  */
 export class AutoShutdownModel implements IDisposable {
   status: IStatus | null = null;
@@ -146,7 +155,20 @@ export class AutoShutdownModel implements IDisposable {
     private readonly api: IAutoShutdownApi,
     private readonly clock: IClock = browserClock,
     private readonly visibility: IVisibility = documentVisibility
-  ) {}
+  ) {
+    this.poll = new Poll<IStatus, unknown, 'standby'>({
+      auto: false,
+      name: 'jupyter-autoshutdown:status',
+      factory: () => this.fetchStatus(),
+      frequency: RETRY_FREQUENCY,
+      // The equivalent of 'when-hidden', read from the injected visibility, and without Lumino's
+      // lingering tick: hidden, the poll asks nothing on its own; a refresh (a change, a
+      // command, an event of the server) still asks, so that warnings reach a background tab.
+      standby: () => this.visibility.hidden() && this.poll.state.phase !== 'refreshed'
+    });
+    this.poll.ticked.connect(this.onPolled, this);
+    this.coalesce = new Throttler(() => void this.refresh(), { limit: REFRESH_COALESCE_MS, edge: 'trailing' });
+  }
 
   /** Follow the server and the page: signals, the countdown tick, the first requests. */
   start(): void {
@@ -163,7 +185,7 @@ export class AutoShutdownModel implements IDisposable {
     shell.layoutModified?.connect(this.onLayout, this);
     this.stopListening = this.visibility.onChange(() => {
       if (!this.visibility.hidden()) {
-        void this.refresh(); // back in view: what changed meanwhile
+        void this.refresh(); // back in view: what changed meanwhile (the poll stood by)
       }
     });
     void this.api.canWrite().then(writable => {
@@ -187,8 +209,8 @@ export class AutoShutdownModel implements IDisposable {
     }
     this._isDisposed = true;
     this.clock.clearInterval(this.tickTimer);
-    this.clock.clearTimeout(this.refreshTimer);
-    this.clock.clearTimeout(this.coalesceTimer);
+    this.poll.dispose(); // a tick already scheduled fires once and does nothing
+    this.coalesce.dispose();
     this.stopListening();
     Signal.clearData(this);
   }
@@ -306,40 +328,53 @@ export class AutoShutdownModel implements IDisposable {
   }
 
   /**
-   * Fetch the status now, then again at the next deadline or warning (at most every 30 s), unless
-   * the page is hidden (it fetches again when shown). A response to an older request than the
-   * one applied last is dropped.
+   * Fetch the status now (superseding a request in flight, whose answer is dropped); the poll
+   * then looks again at the next deadline or warning. Resolves once it is answered, or superseded.
    */
   async refresh(): Promise<void> {
-    if (this._isDisposed) {
+    if (!this.started || this._isDisposed) {
       return;
     }
-    this.clock.clearTimeout(this.refreshTimer);
-    this.clock.clearTimeout(this.coalesceTimer);
-    this.coalesceTimer = undefined;
-    const request = ++this.requested;
-    let status: IStatus | null;
-    try {
-      status = await this.api.getStatus();
-    } catch {
-      status = null;
-    }
-    if (this._isDisposed || request < this.applied) {
-      return; // a newer request's answer is already shown
-    }
-    this.applied = request;
-    this.status = status;
-    this._changed.emit();
-    if (request === this.requested && !this.visibility.hidden()) {
-      this.refreshTimer = this.clock.setTimeout(() => void this.refresh(), nextRefreshDelay(this.status, this.clock.now()));
-    }
+    await this.poll.schedule({ interval: Poll.IMMEDIATE, phase: 'refreshed' });
+    await this.poll.tick.catch(() => undefined); // rejected only when disposed
   }
 
   /** Refresh soon: several changes within REFRESH_COALESCE_MS make one request. */
   scheduleRefresh(): void {
-    if (this.coalesceTimer === undefined && !this._isDisposed) {
-      this.coalesceTimer = this.clock.setTimeout(() => void this.refresh(), REFRESH_COALESCE_MS);
+    if (this.started && !this._isDisposed) {
+      void this.coalesce.invoke().catch(() => undefined); // rejected only when stopped
     }
+  }
+
+  /** The poll's request; the next one is due at the next deadline or warning (at most 30 s). */
+  private async fetchStatus(): Promise<IStatus> {
+    const tick = this.poll.tick;
+    let status: IStatus;
+    try {
+      status = await this.api.getStatus();
+    } catch (error) {
+      if (this.poll.tick === tick) {
+        this.poll.frequency = RETRY_FREQUENCY;
+      }
+      throw error;
+    }
+    if (this.poll.tick === tick) {
+      // Not for a superseded request: the latest sets when to look again.
+      this.poll.frequency = { ...RETRY_FREQUENCY, interval: nextRefreshDelay(status, this.clock.now()) };
+    }
+    return status;
+  }
+
+  /** A request was answered (only the latest request's answer comes here), or it failed. */
+  private onPolled(_: unknown, state: IPoll.State<IStatus, unknown, 'standby'>): void {
+    if (state.phase === 'resolved' || state.phase === 'reconnected') {
+      this.status = state.payload as IStatus;
+    } else if (state.phase === 'rejected') {
+      this.status = null; // "Auto-shutdown unavailable" until the server answers again
+    } else {
+      return;
+    }
+    this._changed.emit();
   }
 
   private onSessionsChanged(): void {
@@ -449,12 +484,10 @@ export class AutoShutdownModel implements IDisposable {
   private started = false;
   private _isDisposed = false;
   private stopListening: () => void = () => undefined;
-  /** The last status request made, and the one whose answer is shown. */
-  private requested = 0;
-  private applied = 0;
   private tickTimer: number | undefined;
-  private refreshTimer: number | undefined;
-  private coalesceTimer: number | undefined;
+  /** Fetches the status: at the next deadline or warning, on `refresh()`, backing off on errors. */
+  private readonly poll: Poll<IStatus, unknown, 'standby'>;
+  private readonly coalesce: Throttler<undefined, unknown, []>;
   private followed = new WeakSet<object>();
   private readonly requests = new RunningRequests();
   /** Every kernel a notebook or console of this page used since it opened. */

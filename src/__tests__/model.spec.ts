@@ -1,57 +1,23 @@
 /** The model with a fake clock, a fake API and a fake application: no browser, no JupyterLab. */
+import type { Event } from '@jupyterlab/services';
 import { Signal } from '@lumino/signaling';
 
 import type { KeepAliveTarget } from '../api';
-import { AutoShutdownModel, IAppLike, IAutoShutdownApi, IClock, IVisibility } from '../model';
+import { AutoShutdownModel, EVENT_SCHEMA, IAppLike, IAutoShutdownApi, IClock, IVisibility } from '../model';
 import type { IKeepAlive, IStatus } from '../types';
 
-class FakeClock implements IClock {
-  time = Date.parse('2026-12-01T12:00:00Z');
-  private timers = new Map<number, { at: number; every: number | null; callback: () => void }>();
-  private next = 1;
+/**
+ * The model's clock on jest's fake timers, which also drive Lumino's Poll and Throttler (they use
+ * the platform's setTimeout and Date).
+ */
+const fakeClock: IClock = {
+  now: () => Date.now(),
+  setInterval: (callback, ms) => setInterval(callback, ms) as unknown as number,
+  clearInterval: handle => clearInterval(handle)
+};
 
-  now(): number {
-    return this.time;
-  }
-  setTimeout(callback: () => void, ms: number): number {
-    this.timers.set(this.next, { at: this.time + ms, every: null, callback });
-    return this.next++;
-  }
-  clearTimeout(handle: number | undefined): void {
-    if (handle !== undefined) {
-      this.timers.delete(handle);
-    }
-  }
-  setInterval(callback: () => void, ms: number): number {
-    this.timers.set(this.next, { at: this.time + ms, every: ms, callback });
-    return this.next++;
-  }
-  clearInterval(handle: number | undefined): void {
-    this.clearTimeout(handle);
-  }
-  pending(): number {
-    return this.timers.size;
-  }
-  /** Move time forward, running each timer that comes due, in order. */
-  advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      const due = [...this.timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) {
-        break;
-      }
-      const [handle, timer] = due;
-      this.time = timer.at;
-      if (timer.every === null) {
-        this.timers.delete(handle);
-      } else {
-        timer.at += timer.every;
-      }
-      timer.callback();
-    }
-    this.time = end;
-  }
-}
+/** Move time forward by `ms`, running the timers that come due and the promises they settle. */
+const advance = (ms: number): Promise<void> => jest.advanceTimersByTimeAsync(ms);
 
 function status(overrides: Partial<IStatus> = {}): IStatus {
   return {
@@ -69,12 +35,23 @@ function status(overrides: Partial<IStatus> = {}): IStatus {
 /** An API whose answers the test releases one by one. */
 class FakeApi implements IAutoShutdownApi {
   calls: string[] = [];
+  /** When each status request was made (ms since the epoch, by the fake timers). */
+  statusTimes: number[] = [];
   pendingStatus: Array<(value: IStatus) => void> = [];
   failNext = false;
+  /** Every status request fails at once (the server is down). */
+  statusFails = false;
 
   getStatus(): Promise<IStatus> {
     this.calls.push('getStatus');
+    this.statusTimes.push(Date.now());
+    if (this.statusFails) {
+      return Promise.reject(new Error('unreachable'));
+    }
     return new Promise(resolve => this.pendingStatus.push(resolve));
+  }
+  statusCalls(): number {
+    return this.statusTimes.length;
   }
   canWrite(): Promise<boolean> {
     this.calls.push('canWrite');
@@ -144,81 +121,207 @@ function fakeApp(): IAppLike {
   };
 }
 
-// Lets pending promise callbacks run (a few turns of the microtask queue).
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) {
-    await Promise.resolve();
-  }
-};
+// Lets what is due now run: the poll's immediate ticks, and the promises they settle.
+const settle = (): Promise<void> => advance(0);
 
 function setup() {
-  const clock = new FakeClock();
   const api = new FakeApi();
   const visibility = new FakeVisibility();
-  const model = new AutoShutdownModel(fakeApp(), api, clock, visibility);
-  return { clock, api, visibility, model };
+  const app = fakeApp();
+  const model = new AutoShutdownModel(app, api, fakeClock, visibility);
+  return { api, visibility, model, app };
 }
 
+beforeEach(() => {
+  jest.useFakeTimers({ now: Date.parse('2026-12-01T12:00:00Z') });
+});
+
+afterEach(() => {
+  jest.useRealTimers();
+  jest.restoreAllMocks();
+});
+
+const kernelDue = (at: number) => ({ id: 'k', shutdown_at: new Date(at).toISOString() }) as IStatus['kernels'][0];
+
 describe('AutoShutdownModel', () => {
-  it('does nothing before start(): no request, no timer', () => {
-    const { api, clock } = setup();
+  it('does nothing before start(): no request, no timer', async () => {
+    const { api, model } = setup();
+    model.scheduleRefresh();
+    await model.refresh();
+    await advance(60_000);
     expect(api.calls).toEqual([]);
-    expect(clock.pending()).toBe(0);
+    expect(jest.getTimerCount()).toBe(0);
   });
 
   it('fetches at start, then again at the next deadline', async () => {
-    const { api, clock, model } = setup();
+    const { api, model } = setup();
     model.start();
+    await settle();
     expect(api.calls).toEqual(['canWrite', 'getStatus']);
-    const deadline = new Date(clock.now() + 10_000).toISOString();
-    api.release(status({ kernels: [{ id: 'k', shutdown_at: deadline } as IStatus['kernels'][0]] }));
+    api.release(status({ kernels: [kernelDue(Date.now() + 10_000)] }));
     await settle();
     expect(model.status?.kernels[0].id).toBe('k');
-    clock.advance(9_000);
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(1);
-    clock.advance(1_000);
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(2);
+    await advance(9_000);
+    expect(api.statusCalls()).toBe(1);
+    await advance(1_000);
+    expect(api.statusCalls()).toBe(2);
     model.dispose();
   });
 
-  it('applies answers in the order of their requests: an older one never overwrites a newer one', async () => {
+  it('looks again at most every 30 s when nothing is due sooner', async () => {
     const { api, model } = setup();
     model.start();
+    await settle();
+    api.release(status());
+    await settle();
+    await advance(29_999);
+    expect(api.statusCalls()).toBe(1);
+    await advance(1);
+    expect(api.statusCalls()).toBe(2);
+    model.dispose();
+  });
+
+  it('applies only the latest request: an older answer never overwrites a newer one', async () => {
+    const { api, model } = setup();
+    model.start();
+    await settle();
     const second = model.refresh();
+    await settle();
+    expect(api.pendingStatus).toHaveLength(2);
     // The second request is answered first, then the first (older) one.
     api.pendingStatus.reverse();
     api.release(status({ keep_alive_until: 'newer' }));
-    api.release(status({ keep_alive_until: 'older' }));
     await second;
+    api.release(status({ keep_alive_until: 'older' }));
     await settle();
     expect(model.status?.keep_alive_until).toBe('newer');
     model.dispose();
   });
 
+  it('drops the answer of a superseded request even when it comes first', async () => {
+    const { api, model } = setup();
+    model.start();
+    await settle();
+    const second = model.refresh();
+    await settle();
+    api.release(status({ keep_alive_until: 'older' }));
+    await settle();
+    expect(model.status).toBeNull();
+    api.release(status({ keep_alive_until: 'newer' }));
+    await second;
+    expect(model.status?.keep_alive_until).toBe('newer');
+    model.dispose();
+  });
+
   it('does not poll while the page is hidden, and fetches when it is shown again', async () => {
-    const { api, clock, visibility, model } = setup();
+    const { api, visibility, model } = setup();
     visibility.set(true);
     model.start();
+    await settle();
     api.release(status());
     await settle();
-    clock.advance(120_000);
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(1);
+    await advance(120_000);
+    expect(api.statusCalls()).toBe(1);
     visibility.set(false);
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(2);
+    await settle();
+    expect(api.statusCalls()).toBe(2);
+    model.dispose();
+  });
+
+  it('stops polling when the page is hidden, but still asks when something changes', async () => {
+    const { api, app, visibility, model } = setup();
+    model.start();
+    await settle();
+    api.release(status());
+    await settle();
+    visibility.set(true);
+    await advance(120_000);
+    expect(api.statusCalls()).toBe(1);
+    // The server's event (a warning, a cull) in a background tab: its warning must show.
+    (app.serviceManager.events.stream as Signal<unknown, Event.Emission>).emit({
+      schema_id: EVENT_SCHEMA,
+      event: 'warning',
+      kind: 'kernel'
+    } as unknown as Event.Emission);
+    await settle();
+    expect(api.statusCalls()).toBe(2);
+    api.release(status());
+    await advance(120_000);
+    expect(api.statusCalls()).toBe(2);
+    model.dispose();
+  });
+
+  it('shows the status as unavailable when the server does not answer, and backs off', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5); // Lumino's jitter, made repeatable
+    const { api, model } = setup();
+    model.start();
+    await settle();
+    // Answered, with a deadline in 1 s (the poll looks again then); from then on, no answer.
+    api.release(status({ kernels: [kernelDue(Date.now() + 1_000)] }));
+    await settle();
+    api.statusFails = true;
+    await advance(1_000);
+    expect(model.status).toBeNull();
+    for (let minute = 0; minute < 30; minute++) {
+      await advance(60_000);
+    }
+    const times = api.statusTimes.slice(1);
+    const gaps = times.slice(1).map((time, i) => time - times[i]);
+    // Longer and longer waits from about 5 s (not the 1 s of the last answer) up to 5 minutes:
+    // 15 requests in 30 minutes where a fixed 30 s poll makes 60.
+    expect(gaps[0]).toBeGreaterThanOrEqual(3_000);
+    expect(gaps.slice(1).every((gap, i) => gap >= gaps[i] && gap >= 5_000)).toBe(true);
+    expect(gaps[gaps.length - 1]).toBe(300_000);
+    expect(api.statusCalls()).toBeLessThan(20);
+    // The server answers again: the status shows, and the poll is back to its pace.
+    api.statusFails = false;
+    const refreshing = model.refresh();
+    await settle();
+    api.release(status());
+    await refreshing;
+    expect(model.status).not.toBeNull();
+    const answered = api.statusCalls();
+    await advance(30_000);
+    expect(api.statusCalls()).toBe(answered + 1);
+    model.dispose();
+  });
+
+  it('makes one request for a burst of changes', async () => {
+    const { api, model } = setup();
+    model.start();
+    await settle();
+    api.release(status());
+    await settle();
+    model.scheduleRefresh();
+    await advance(100);
+    model.scheduleRefresh();
+    model.scheduleRefresh();
+    expect(api.statusCalls()).toBe(1);
+    // 150 ms after the first change; then the poll's immediate tick (jest's fake timers make a
+    // 0 ms timeout set inside a timer 1 ms).
+    await advance(51);
+    expect(api.statusCalls()).toBe(2);
+    await advance(1_000);
+    expect(api.statusCalls()).toBe(2);
+    // A change while that request is in flight is not lost: it asks again.
+    model.scheduleRefresh();
+    await advance(151);
+    expect(api.statusCalls()).toBe(3);
     model.dispose();
   });
 
   it('ticks once a second for countdowns without a data change', async () => {
-    const { api, clock, model } = setup();
+    const { api, model } = setup();
     let ticks = 0;
     let changes = 0;
     model.ticked.connect(() => ticks++);
     model.changed.connect(() => changes++);
     model.start();
+    await settle();
     api.release(status());
     await settle();
     const changesBefore = changes;
-    clock.advance(3_000);
+    await advance(3_000);
     expect(ticks).toBe(3);
     expect(changes).toBe(changesBefore);
     model.dispose();
@@ -227,12 +330,14 @@ describe('AutoShutdownModel', () => {
   it('runs commands through the API and refreshes after, a refusal included', async () => {
     const { api, model } = setup();
     model.start();
+    await settle();
     api.release(status());
     await settle();
     const keeping = model.keepAlive(30, { kernel_id: 'k' });
     await settle();
-    api.release(status());
+    api.release(status({ keep_alive_until: 'kept' }));
     await keeping;
+    expect(model.status?.keep_alive_until).toBe('kept');
     expect(api.calls).toContain('keepAlive 30 {"kernel_id":"k"}');
     api.failNext = true;
     const refused = model.shutDownKernel('k');
@@ -243,24 +348,29 @@ describe('AutoShutdownModel', () => {
     await settle();
     api.release(status());
     await saving;
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(4);
+    expect(api.statusCalls()).toBe(4);
     expect(api.calls).toContain('patchSettings {"idle_timeout_minutes":45}');
     model.dispose();
   });
 
   it('stops everything when disposed', async () => {
-    const { api, clock, model } = setup();
+    const { api, model } = setup();
     let ticks = 0;
     model.ticked.connect(() => ticks++);
     model.start();
+    await settle();
     api.release(status());
     await settle();
+    model.scheduleRefresh();
     model.dispose();
     expect(model.isDisposed).toBe(true);
-    expect(clock.pending()).toBe(0);
-    clock.advance(60_000);
+    await advance(60_000);
     expect(ticks).toBe(0);
+    expect(api.statusCalls()).toBe(1);
+    expect(jest.getTimerCount()).toBe(0); // nothing re-arms
     await model.refresh();
-    expect(api.calls.filter(c => c === 'getStatus')).toHaveLength(1);
+    model.scheduleRefresh();
+    await advance(1_000);
+    expect(api.statusCalls()).toBe(1);
   });
 });
