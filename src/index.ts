@@ -13,6 +13,7 @@ import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel, DEFAULT_PREFERENCES, EVENT_SCHEMA, IPreferences } from './model';
 import { AutoShutdownPanel, PANEL_ID } from './panel';
 import { CountdownItem } from './statusitem';
+import { IAutoShutdown } from './tokens';
 import { IOpenFile, UnsavedSaver } from './unsaved';
 import { Warnings } from './warnings';
 
@@ -93,17 +94,18 @@ function saveBeforeTheAppAction(app: JupyterFrontEnd, model: AutoShutdownModel):
   return saver;
 }
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const plugin: JupyterFrontEndPlugin<IAutoShutdown> = {
   id: PLUGIN_ID,
   description: 'Auto-shutdown: countdowns, warnings for every open notebook, keep-alive, a sidebar panel and settings.',
   autoStart: true,
+  provides: IAutoShutdown,
   optional: [IStatusBar, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     statusBar: IStatusBar | null,
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
-  ) => {
+  ): IAutoShutdown => {
     const model = new AutoShutdownModel(app, autoShutdownApi);
     model.start();
     reportPeopleActivity(model);
@@ -174,7 +176,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         })
         .catch(reason => console.warn('jupyter-autoshutdown: preferences not loaded', reason));
     }
+    return model;
   }
 };
 
 export default plugin;
+export { IAutoShutdown } from './tokens';
+export type { KeepAliveTarget } from './api';
+export type * from './types';
