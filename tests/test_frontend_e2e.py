@@ -108,6 +108,10 @@ def test_jupyterlab_front_end_as_a_new_user_meets_it(home):
         assert countdown["text"].startswith("Kernel stops in"), countdown
         assert (countdown["role"], countdown["tabIndex"], countdown["icon"]) == ("button", 0, 1), countdown
         assert countdown["label"].startswith("Auto-shutdown: This kernel stops at"), countdown
+        # Other extensions get the status through the plugin's token.
+        token = steps["token"]
+        assert token["token"] == "jupyter-autoshutdown:IAutoShutdown" and token["provided"], token
+        assert token["shutdownAt"], token
         # Busy within 2 s of the cell starting; no countdown while it ran.
         assert steps["busy"]["seconds"] <= 2, steps["busy"]
         assert steps["busy-over"]["countdownDuringBusy"] is False

@@ -41,6 +41,16 @@ try {
   report('countdown', { text: seen.text, role: statusRole, label: statusLabel,
                         tabIndex: statusTabIndex, icon, screenshot: await shot('01-countdown.png') });
 
+  // Another extension asks for the IAutoShutdown token (as an import of the shared package would
+  // give it) and reads the status this page holds: its kernel, with when it stops.
+  const provided = await page.evaluate(async () => {
+    const { IAutoShutdown } = (await window._JUPYTERLAB['jupyter-autoshutdown'].get('./index'))();
+    const service = await window.jupyterapp.resolveOptionalService(IAutoShutdown);
+    const kernel = service?.status?.kernels[0];
+    return { token: IAutoShutdown.name, provided: Boolean(service), shutdownAt: kernel?.shutdown_at ?? null };
+  });
+  report('token', provided);
+
   // A second notebook, opened now, stays in the background: its kernel is due first.
   await command('docmanager:open', { path: 'b.ipynb' });
   await page.locator('.lm-TabBar-tab', { hasText: 'b.ipynb' }).waitFor();
