@@ -4,7 +4,7 @@
  * they are unit-tested on their own. The server's JSON shapes they read are in types.ts.
  */
 
-import type { IAppStatus, IDailyStop, IStatus, ITimeoutLimits } from './types';
+import type { IAppStatus, IDailyStop, IResourceStatus, IStatus, ITimeoutLimits } from './types';
 
 /** "45 s", "12 min", "2 h 5 min": rounded up, so "stops in 1 min" never means 0. */
 export function formatDuration(seconds: number): string {
@@ -162,6 +162,30 @@ export function statusText(status: IStatus | null, current: ICurrentKernel | nul
     text: `Timeout ${timeout}`,
     title: `Kernels and terminals idle for ${timeout} are shut down; then ${describeAction(status.app)}.`
   };
+}
+
+/**
+ * A kernel's row in JupyterLab's Running sidebar: when auto-shutdown stops it, in a few words
+ * that need no ticking ("stops at 18:05", "kept until 19:00", "busy", "exempt").
+ */
+export function runningDetail(kernel: IResourceStatus, keepAllUntil: string | null, now: number): string {
+  if (kernel.exempt) {
+    return 'exempt';
+  }
+  for (const until of [keepAllUntil, kernel.keep_alive_until]) {
+    const kept = secondsUntil(until, now);
+    if (until && kept !== null && kept > 0) {
+      return `kept until ${formatClock(until)}`;
+    }
+  }
+  const left = secondsUntil(kernel.shutdown_at, now);
+  if (kernel.execution_state === 'busy' && !kernel.shutdown_at) {
+    return 'busy';
+  }
+  if (left === null) {
+    return 'not scheduled';
+  }
+  return left <= 0 ? 'stopping now' : `stops at ${formatClock(kernel.shutdown_at!)}`;
 }
 
 /** The app action in plain words, as the rest of a sentence (the server's own words first). */

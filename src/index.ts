@@ -1,6 +1,7 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
+import { IRunningSessionManagers } from '@jupyterlab/running';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { DisposableDelegate } from '@lumino/disposable';
@@ -12,6 +13,7 @@ import { autoShutdownApi, reportActivity, reportDocuments } from './api';
 import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel, DEFAULT_PREFERENCES, EVENT_SCHEMA, IPreferences } from './model';
 import { AutoShutdownPanel, PANEL_ID } from './panel';
+import { runningManager } from './running';
 import { CountdownItem } from './statusitem';
 import { IAutoShutdown } from './tokens';
 import { IOpenFile, UnsavedSaver } from './unsaved';
@@ -99,12 +101,13 @@ const plugin: JupyterFrontEndPlugin<IAutoShutdown> = {
   description: 'Auto-shutdown: countdowns, warnings for every open notebook, keep-alive, a sidebar panel and settings.',
   autoStart: true,
   provides: IAutoShutdown,
-  optional: [IStatusBar, ICommandPalette, ISettingRegistry],
+  optional: [IStatusBar, ICommandPalette, ISettingRegistry, IRunningSessionManagers],
   activate: (
     app: JupyterFrontEnd,
     statusBar: IStatusBar | null,
     palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    runningSessions: IRunningSessionManagers | null
   ): IAutoShutdown => {
     const model = new AutoShutdownModel(app, autoShutdownApi);
     model.start();
@@ -135,6 +138,16 @@ const plugin: JupyterFrontEndPlugin<IAutoShutdown> = {
     });
     palette?.addItem({ command: OPEN_PANEL, category: 'Auto-shutdown' });
     palette?.addItem({ command: KEEP_ALIVE, category: 'Auto-shutdown' });
+
+    // A section of the Running sidebar, where people look for their kernels.
+    runningSessions?.add(
+      runningManager(model, {
+        icon: autoShutdownIcon,
+        activate: id => app.shell.activateById(id),
+        openPanel,
+        failed: message => void Notification.error(message, { autoClose: 5000 })
+      })
+    );
 
     const preferencesChanged = new Signal<unknown, void>(plugin);
     if (statusBar) {

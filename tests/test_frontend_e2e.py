@@ -112,6 +112,10 @@ def test_jupyterlab_front_end_as_a_new_user_meets_it(home):
         token = steps["token"]
         assert token["token"] == "jupyter-autoshutdown:IAutoShutdown" and token["provided"], token
         assert token["shutdownAt"], token
+        # The Running sidebar shows the kernel by its notebook, with the time it stops and why.
+        running = steps["running-sidebar"]
+        assert re.search(r"a\.ipynb.*stops at \d\d:\d\d", running["text"]), running
+        assert "unless it is used" in running["title"], running
         # Busy within 2 s of the cell starting; no countdown while it ran.
         assert steps["busy"]["seconds"] <= 2, steps["busy"]
         assert steps["busy-over"]["countdownDuringBusy"] is False

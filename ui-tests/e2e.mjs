@@ -51,6 +51,14 @@ try {
   });
   report('token', provided);
 
+  // JupyterLab's Running sidebar lists the kernel in an auto-shutdown section, with when it stops.
+  await page.evaluate(() => window.jupyterapp.shell.activateById('jp-running-sessions'));
+  const runningRow = page.locator('.jp-AutoShutdown-runningItem', { hasText: 'a.ipynb' }).first();
+  await runningRow.waitFor({ timeout: 15000 });
+  report('running-sidebar', { text: await runningRow.textContent(),
+                              title: await runningRow.locator('.jp-RunningSessions-itemLabel').getAttribute('title'),
+                              screenshot: await shot('01b-running-sidebar.png') });
+
   // A second notebook, opened now, stays in the background: its kernel is due first.
   await command('docmanager:open', { path: 'b.ipynb' });
   await page.locator('.lm-TabBar-tab', { hasText: 'b.ipynb' }).waitFor();

@@ -4,12 +4,14 @@ import {
   cullMessage,
   dailyStopText,
   isStopTime,
+  formatClock,
   formatDuration,
   formatLocalTime,
   ICurrentKernel,
   localizeTimes,
   MESSAGE_LIMIT,
   nextRefreshDelay,
+  runningDetail,
   shorten,
   shouldWarn,
   statusText,
@@ -241,6 +243,20 @@ describe('nextRefreshDelay', () => {
     expect(nextRefreshDelay(status({ kernels: [kernel(310)] }), NOW)).toBe(10000);
     expect(nextRefreshDelay(status({ kernels: [kernel(0.1)] }), NOW)).toBe(1000);
     expect(nextRefreshDelay(null, NOW)).toBe(30000);
+  });
+});
+
+describe('runningDetail', () => {
+  it('says when a kernel stops in a clock time, or why it does not', () => {
+    const clock = (iso: string) => formatClock(iso);
+    expect(runningDetail(kernel(400), null, NOW)).toBe(`stops at ${clock(at(400))}`);
+    expect(runningDetail(kernel(-1), null, NOW)).toBe('stopping now');
+    expect(runningDetail({ ...kernel(400), exempt: true }, null, NOW)).toBe('exempt');
+    expect(runningDetail({ ...kernel(400), shutdown_at: null, execution_state: 'busy' }, null, NOW)).toBe('busy');
+    expect(runningDetail({ ...kernel(400), shutdown_at: null }, null, NOW)).toBe('not scheduled');
+    expect(runningDetail({ ...kernel(400), keep_alive_until: at(900) }, null, NOW)).toBe(`kept until ${clock(at(900))}`);
+    expect(runningDetail(kernel(400), at(1800), NOW)).toBe(`kept until ${clock(at(1800))}`);
+    expect(runningDetail(kernel(400), at(-10), NOW)).toBe(`stops at ${clock(at(400))}`);
   });
 });
 
