@@ -213,6 +213,8 @@ class Monitor:
         """One check: returns True when it started a shutdown or the app action (see executor)."""
         self._wake.clear()
         observer = self.observer
+        # One settings value for the whole pass: a change landing while it awaits wakes the next
+        # pass, and every shutdown re-checks with the settings in force when it runs.
         settings = self.store.current
         # Remote records are fresh enough for one check interval (status and deadlines).
         fresh_for = self.options.max_check_interval_seconds
@@ -243,7 +245,7 @@ class Monitor:
         # `now`, and every shutdown re-checks its target first.
         await asyncio.sleep(0)
         # Decided after empty_since is updated: the app's idle period may start at this pass.
-        plan = decide(snapshot, self.store.current, now, self.app.state(self.empty_since))
+        plan = decide(snapshot, settings, now, self.app.state(self.empty_since))
         self.log.debug(
             "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
             self.count + 1, len(snapshot.kernels), len(snapshot.terminals), plan.next_deadline,
