@@ -451,6 +451,7 @@ def open_tab_app_action(sizes: Sizes) -> dict[str, Any]:
         marker = Path(tmp) / "app-action-ran"
         ours, ours_port = start_server(Path(tmp) / "ours", True, {"AutoShutdown": {
             "idle_timeout": timeout / 60, "app_action": "command", "warning_minutes": 0,
+            "startup_grace_minutes": 0,
             "app_command": [sys.executable, "-c",
                             "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))", str(marker)],
         }})

@@ -189,11 +189,14 @@ class _KernelProbes:
     def _confirm_quiet_kernel(self, kernel_id: str, watch: _Watch, now: float) -> int:
         """Probe an unconfirmed kernel again, or give up when its IOPub never delivers; probes sent."""
         probe = watch.probe
-        if probe is not None:
+        # A kernel whose IOPub never delivers (its topics are not ipykernel's, as IRkernel's) is
+        # left to jupyter_server's state, whether or not a probe waits.
+        if probe is not None and (watch.live or now - watch.watched_at < UNCONFIRMED_GIVE_UP_SECONDS):
             if now - probe.sent_monotonic < PROBE_RESEND_SECONDS:
                 return 0  # waiting behind a running request: busy, as it should be
             _drop_probe(watch)
         if not watch.live and now - watch.watched_at >= UNCONFIRMED_GIVE_UP_SECONDS:
+            _drop_probe(watch)
             self.unconfirmed.discard(kernel_id)
             self.log.warning("auto-shutdown: kernel %s sent us no status message in %.0f s; its busy "
                              "state is jupyter_server's from now on", kernel_id, now - watch.watched_at)
@@ -241,7 +244,7 @@ class _KernelProbes:
         if kernel_id in self.unconfirmed:  # a confirming probe, not a repair
             if probe.sent_while_live:
                 self._confirm(kernel_id, "it answered a probe")
-            else:
+            elif watch.live:
                 self._confirming_probe(kernel_id, watch)  # live since: this one confirms
             if ended:
                 self.on_change()

@@ -71,6 +71,7 @@ app_states = st.builds(
     fired_at=st.one_of(st.none(), offsets.map(lambda s: NOW - timedelta(seconds=abs(s)))),
     own_schedule=st.sampled_from([None, None, "Studio Classic: apps follow their kernels"]),
     own_run_at=st.one_of(st.none(), offsets.map(lambda s: NOW + timedelta(seconds=s))),
+    not_before=st.one_of(st.none(), offsets.map(lambda s: NOW + timedelta(seconds=s))),
 )
 
 
