@@ -311,18 +311,21 @@ class RunningRequests(_KernelProbes):
                 self._confirming_probe(kernel_id, watch)  # e.g. no longer starting
                 if kernel_id in self._silent:
                     self._take_servers_busy(kernel_id, watch)
-        # A kernel restarted (its process changed) runs nothing of what its old process ran.
-        for kernel_id in list(self.busy):
-            watch = watches.get(kernel_id)
+        # A kernel restarted (its process changed) runs nothing of what its old process ran. Every
+        # watch learns its new process, so a cell of the new one is never taken for the old's.
+        for kernel_id, watch in watches.items():
             if watch is not None and _pid_of(kernels.get(kernel_id)) != watch.pid:
-                self.log.debug("auto-shutdown: kernel %s has a new process: what it ran is over", kernel_id)
                 watch.pid = _pid_of(kernels.get(kernel_id))
-                self._clear(kernel_id, watch)
+                if kernel_id in self.busy:
+                    self.log.debug("auto-shutdown: kernel %s has a new process: what it ran is over",
+                                   kernel_id)
+                    self._clear(kernel_id, watch)
 
     def restarted(self, kernel_id: str) -> None:
         """The kernel was restarted (kernel_actions event): what it ran is over."""
         watch = self._watches.get(kernel_id)
         if watch is not None:
+            watch.pid = _pid_of(watch.kernel)
             self._clear(kernel_id, watch)
 
     def start(self) -> None:
