@@ -32,10 +32,10 @@ from typing import Any
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
+from jupyter_autoshutdown.act.monitor import Monitor
 from jupyter_autoshutdown.actions import NoAction
-from jupyter_autoshutdown.monitor import Monitor
-from jupyter_autoshutdown.service import build_monitor
-from jupyter_autoshutdown.settings import Settings, SettingsStore
+from jupyter_autoshutdown.core.settings import Settings, SettingsStore
+from jupyter_autoshutdown.serve.service import build_monitor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 LOG = logging.getLogger("benchmark")

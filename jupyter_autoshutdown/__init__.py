@@ -11,7 +11,7 @@ __all__ = ["__version__", "keep_this_kernel"]
 
 def keep_this_kernel(keep: bool = True) -> str:
     """Run in a notebook: auto-shutdown never shuts this kernel down (False: undo)."""
-    from .exemptions import keep_this_kernel as keep_kernel
+    from .observe.exemptions import keep_this_kernel as keep_kernel
 
     return keep_kernel(keep)
 

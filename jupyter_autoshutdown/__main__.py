@@ -1,7 +1,7 @@
-"""`python -m jupyter_autoshutdown`: the `jupyter autoshutdown` command (client.py)."""
+"""`python -m jupyter_autoshutdown`: the `jupyter autoshutdown` command (cli/commands.py)."""
 
 import sys
 
-from .client import main
+from .cli.commands import main
 
 sys.exit(main())

@@ -10,6 +10,9 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 
+from .act.documents import OpenDocuments
+from .act.monitor import MonitorOptions, utcnow
+from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE, ActivityFile
 from .actions import (
     BUILTIN_ACTION_NAMES,
     SAGEMAKER_METADATA_PATH,
@@ -22,15 +25,8 @@ from .actions import (
     read_sagemaker_metadata,
     sagemaker_kind,
 )
-from .activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
-from .activity_file import SAGEMAKER_ACTIVITY_FILE, ActivityFile
-from .documents import OpenDocuments
-from .exemptions import Exemptions
-from .handlers import default_handlers
-from .monitor import MonitorOptions, utcnow
-from .schedule import ScheduleError, parse_stop_time
-from .service import Service, build_monitor
-from .settings import (
+from .core.schedule import ScheduleError, parse_stop_time
+from .core.settings import (
     IDLE_TYPES,
     Limits,
     Settings,
@@ -41,8 +37,12 @@ from .settings import (
     parse_daily_stop,
     parse_minutes,
 )
-from .telemetry import Events
-from .utilization import UtilizationSampler, nvml_reader
+from .core.telemetry import Events
+from .observe.activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
+from .observe.exemptions import Exemptions
+from .observe.utilization import UtilizationSampler, nvml_reader
+from .serve.handlers import default_handlers
+from .serve.service import Service, build_monitor
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 

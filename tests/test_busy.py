@@ -126,7 +126,7 @@ async def test_a_watch_that_starts_after_the_cell_and_a_control_idle_keeps_it_bu
     """The bad ordering, forced: our subscription lands after the cell said busy, and
     jupyter_server has already copied a control request's idle, so no state we can read says the
     cell runs. The kernel is busy until the extension has seen its state for itself."""
-    from jupyter_autoshutdown.execution import RunningRequests
+    from jupyter_autoshutdown.observe.running_requests import RunningRequests
 
     held_back: set[str] = set()
     sync = RunningRequests.sync
@@ -192,7 +192,7 @@ async def test_a_kernel_restarted_during_a_cell_is_idle_afterwards(jp_serverapp,
 def test_each_request_ends_only_itself():
     import logging
 
-    from jupyter_autoshutdown.execution import RunningRequests, _Watch
+    from jupyter_autoshutdown.observe.running_requests import RunningRequests, _Watch
 
     requests = RunningRequests(logging.getLogger("test"))
     watch = _Watch(stream=None, pid=1)
@@ -222,7 +222,7 @@ def test_a_busy_missed_before_the_first_message_is_taken_from_jupyter_server():
 
     from jupyter_client.session import Session
 
-    from jupyter_autoshutdown.execution import RunningRequests
+    from jupyter_autoshutdown.observe.running_requests import RunningRequests
 
     session = Session()
     handlers = []

@@ -19,7 +19,7 @@ import requests
 from server_process import TOKEN, ServerProcess, StudioClassicServer, isolated_env
 
 from jupyter_autoshutdown import __version__
-from jupyter_autoshutdown.client import describe_settings, describe_status
+from jupyter_autoshutdown.cli.commands import describe_settings, describe_status
 
 REPO = Path(__file__).resolve().parent.parent
 SET_TIME_INTERVAL = REPO / "scripts" / "set-time-interval.sh"

@@ -6,7 +6,7 @@ import asyncio
 
 from helpers import start_extension
 
-from jupyter_autoshutdown.client import EXIT_NOT_RUNNING, EXIT_OK, Server, check_health
+from jupyter_autoshutdown.cli.commands import EXIT_NOT_RUNNING, EXIT_OK, Server, check_health
 
 
 def server_of(jp_serverapp, jp_http_port, jp_base_url) -> Server:

@@ -10,7 +10,7 @@ from helpers import KernelSession, api, kernel_gone, start_extension, start_kern
 from server_process import ServerProcess
 from tornado.httpclient import HTTPClientError
 
-from jupyter_autoshutdown.settings import Limits, SettingsStore, StateFile
+from jupyter_autoshutdown.core.settings import Limits, SettingsStore, StateFile
 
 STOP_IN_SECONDS = 6.0
 

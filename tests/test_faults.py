@@ -13,7 +13,7 @@ import pytest
 from actions_for_tests import FailingOnceAction, HangingAction
 from helpers import api, kernel_gone, start_extension, start_kernel, wait_for, wait_pass_after, wait_passes
 
-from jupyter_autoshutdown.executor import BACKOFF_FIRST_SECONDS, KILL_GRACE_SECONDS
+from jupyter_autoshutdown.act.executor import BACKOFF_FIRST_SECONDS, KILL_GRACE_SECONDS
 
 TIMEOUT_SECONDS = 3.0
 STATUS = ("autoshutdown", "api", "status")

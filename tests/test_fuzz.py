@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_process import ServerProcess
 
-from jupyter_autoshutdown.handlers import route_table
+from jupyter_autoshutdown.serve.handlers import route_table
 
 SPEC = json.loads(files("jupyter_autoshutdown").joinpath("openapi.json").read_text())
 EXAMPLES_PER_ROUTE = 400

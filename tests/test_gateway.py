@@ -14,8 +14,8 @@ import pytest
 from helpers import KernelSession, extension_of, wait_for
 from server_process import TOKEN, KernelGatewayProcess, ServerProcess
 
-from jupyter_autoshutdown.observe import K_CONNECTIONS, K_ID, K_LAST_ACTIVITY, K_STATE, as_utc
-from jupyter_autoshutdown.policy import INCOMPLETE
+from jupyter_autoshutdown.core.records import K_CONNECTIONS, K_ID, K_LAST_ACTIVITY, K_STATE, as_utc
+from jupyter_autoshutdown.decide.policy import INCOMPLETE
 
 TIMEOUT_SECONDS = 3.0
 

@@ -221,7 +221,7 @@ async def test_a_kernel_cannot_opt_out_another_one(jp_serverapp, jp_fetch, jp_ws
         jp_serverapp, jp_fetch, jp_ws_fetch,
         # What keep_this_kernel() does, for other kernels: signed with this kernel's own key, and
         # an empty marker as earlier versions wrote.
-        "import jupyter_autoshutdown.exemptions as e, pathlib\n"
+        "import jupyter_autoshutdown.observe.exemptions as e, pathlib\n"
         "from ipykernel.connect import get_connection_file, get_connection_info\n"
         "d = e.marker_dir(pathlib.Path(get_connection_file()).parent); d.mkdir(exist_ok=True)\n"
         f"(d / '{empty_id}').touch()\n"

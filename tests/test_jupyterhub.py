@@ -84,7 +84,7 @@ def test_fleet_check_lists_and_checks_every_running_hub_server(home):
     try:
         start_server(hub)
         result = subprocess.run(
-            [sys.executable, "-m", "jupyter_autoshutdown.client", "fleet", "--hub-url", hub.url,
+            [sys.executable, "-m", "jupyter_autoshutdown.cli.commands", "fleet", "--hub-url", hub.url,
              "--hub-token", hub.token],
             capture_output=True, text=True, timeout=60,
         )

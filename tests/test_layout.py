@@ -58,7 +58,7 @@ def test_no_module_imports_one_that_imports_it_back():
 
 
 def test_the_monitor_only_loops_and_classes_stay_small():
-    monitor = PACKAGE / "monitor.py"
+    monitor = PACKAGE / "act" / "monitor.py"
     assert len(monitor.read_text().splitlines()) <= 300
     large = []
     for path in PACKAGE.rglob("*.py"):
@@ -71,5 +71,45 @@ def test_the_monitor_only_loops_and_classes_stay_small():
 
 
 def test_handlers_get_the_service_not_the_app():
-    for name in ("handlers.py", "base.py", "status.py", "service.py"):
-        assert not imports_of(PACKAGE / name, {"jupyter_autoshutdown.app"}), name
+    for name in ("handlers.py", "mixin.py", "status.py", "service.py"):
+        assert not imports_of(PACKAGE / "serve" / name, {"jupyter_autoshutdown.app"}), name
+
+
+#: The stages, bottom to top, and what each may import (besides itself). Top-level modules (app,
+#: client, the package's __init__) may import anything; no stage imports them but `_version`.
+ALLOWED_IMPORTS = {
+    "core": set(),
+    "observe": {"core"},
+    "decide": {"core"},
+    "actions": {"core", "decide"},
+    "act": {"core", "observe", "decide", "actions"},
+    "serve": {"core", "observe", "decide", "act", "actions"},
+    "cli": {"core"},
+}
+
+
+def stage_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ALLOWED_IMPORTS) else "top"
+
+
+def test_every_stage_imports_only_the_stages_below_it():
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    wrong = []
+    for name, path in paths.items():
+        stage = stage_of(name)
+        if stage == "top":
+            continue
+        for target in imports_of(path, set(paths)):
+            if target in ("jupyter_autoshutdown", "jupyter_autoshutdown._version"):
+                continue
+            target_stage = stage_of(target)
+            if target_stage != stage and target_stage not in ALLOWED_IMPORTS[stage]:
+                wrong.append(f"{name} -> {target}")
+    assert not wrong, wrong
+
+
+def test_every_stage_says_what_it_owns_and_may_import():
+    for stage in ALLOWED_IMPORTS:
+        doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())) or ""
+        assert "Imports:" in doc or "imports `core`" in doc, stage

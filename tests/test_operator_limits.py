@@ -15,7 +15,7 @@ from helpers import KernelSession, api, kernel_gone, start_extension, start_kern
 from server_process import ServerProcess, isolated_env
 from tornado.httpclient import HTTPClientError
 
-from jupyter_autoshutdown.settings import Limits, Settings, SettingsError, SettingsStore, StateFile
+from jupyter_autoshutdown.core.settings import Limits, Settings, SettingsError, SettingsStore, StateFile
 
 REPO = Path(__file__).resolve().parent.parent
 SET_TIME_INTERVAL = REPO / "scripts" / "set-time-interval.sh"

@@ -19,7 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 
-from jupyter_autoshutdown.activity import PeopleActivity
+from jupyter_autoshutdown.observe.activity import PeopleActivity
 
 TIMEOUT_SECONDS = 3.0
 #: How late the action may come after its deadline on a busy CI machine; typically ~0.05 s.

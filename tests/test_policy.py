@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_autoshutdown.observe import KernelInfo, Snapshot, TerminalInfo
-from jupyter_autoshutdown.policy import AppState, decide, explain, kernel_verdict
-from jupyter_autoshutdown.settings import Settings
+from jupyter_autoshutdown.core.records import KernelInfo, Snapshot, TerminalInfo
+from jupyter_autoshutdown.core.settings import Settings
+from jupyter_autoshutdown.decide.policy import AppState, decide, explain, kernel_verdict
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 STATES = ["idle", "busy", "starting", "dead", "unknown"]
@@ -226,7 +226,7 @@ def test_an_incomplete_reading_never_empties_the_server(snapshot, settings, app)
 def test_kernel_gateway_apps_follow_their_own_kernels():
     """Studio Classic's rule, pure: an app is deleted once it has had no kernel for the timeout,
     never this server's own app, never one in use, never twice while nothing changed."""
-    from jupyter_autoshutdown.policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
+    from jupyter_autoshutdown.decide.policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
 
     t0 = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
     apps = [("gw-idle", "KernelGateway", "InService", t0 - timedelta(hours=1)),
@@ -249,7 +249,7 @@ def test_kernel_gateway_apps_follow_their_own_kernels():
 
 def test_each_verdict_carries_its_cause():
     """Metrics and events use the cause on the verdict, not the reason's words."""
-    from jupyter_autoshutdown.policy import Cause
+    from jupyter_autoshutdown.decide.policy import Cause
 
     settings = Settings(idle_timeout_minutes=1.0, starting_timeout_minutes=0.5, cull_busy=True)
     old = NOW - timedelta(hours=1)
@@ -270,11 +270,11 @@ def test_each_verdict_carries_its_cause():
     assert kernel_verdict(stopped.kernels[0], settings, NOW, stopped).cause is Cause.DAILY_STOP
 
 
-# ---- app_activity: what Studio's activity file is given (activity_file.py) -------------------
+# ---- app_activity: what Studio's activity file is given (act/studio_signal.py) -------------------
 
 
 def test_app_activity_is_the_latest_activity_or_now_while_something_holds_the_app():
-    from jupyter_autoshutdown.policy import app_activity
+    from jupyter_autoshutdown.decide.policy import app_activity
 
     start = NOW - timedelta(hours=2)
     idle = KernelInfo("k-idle", "python3", "idle", NOW - timedelta(minutes=30), 0)
@@ -310,7 +310,7 @@ def test_app_activity_is_the_latest_activity_or_now_while_something_holds_the_ap
 
 @given(snapshots, settings_strategy)
 def test_app_activity_is_never_after_now_and_now_exactly_when_held(snapshot, settings):
-    from jupyter_autoshutdown.policy import app_activity
+    from jupyter_autoshutdown.decide.policy import app_activity
 
     activity = app_activity(snapshot, settings, NOW)
     assert activity.last_active <= NOW

@@ -55,7 +55,7 @@ async def test_fifty_concurrent_changes_leave_a_valid_state_file(jp_serverapp, j
 WRITER = """
 import logging, sys
 from pathlib import Path
-from jupyter_autoshutdown.settings import StateFile
+from jupyter_autoshutdown.core.settings import StateFile
 state = StateFile(Path(sys.argv[1]), logging.getLogger())
 i = 0
 while True:

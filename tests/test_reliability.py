@@ -11,7 +11,7 @@ import pytest
 from helpers import KernelSession, api, extension_of, kernel_gone, start_extension, start_kernel, wait_for
 from traitlets.config import Config
 
-import jupyter_autoshutdown.observer as observer_module
+import jupyter_autoshutdown.observe.observer as observer_module
 
 STATUS = ("autoshutdown", "api", "status")
 STORMS = 10
@@ -197,7 +197,7 @@ async def test_a_lost_idle_is_corrected_and_the_probe_is_not_activity(jp_servera
 
 @pytest.mark.parametrize("autoshutdown_config", [{"idle_timeout": 0.05, "max_check_interval": 0.5}])
 async def test_a_silent_running_cell_stays_busy_when_probed(jp_serverapp, jp_fetch, jp_ws_fetch, monkeypatch):
-    import jupyter_autoshutdown.execution as execution
+    import jupyter_autoshutdown.observe.running_requests as execution
 
     monkeypatch.setattr(execution, "PROBE_AFTER_SECONDS", 1.0)
     monkeypatch.setattr(execution, "PROBE_CHECK_SECONDS", 0.5)

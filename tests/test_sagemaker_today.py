@@ -17,9 +17,9 @@ from fake_sagemaker import ACCOUNT, FakeSageMaker
 from helpers import api, extension_of, start_extension, wait_for, wait_passes
 from server_process import StudioClassicServer, isolated_env
 
+from jupyter_autoshutdown.act.studio_signal import parse_timestamp, write_unless_later
 from jupyter_autoshutdown.actions import ActionContext
 from jupyter_autoshutdown.actions.sagemaker import StopStudioApps
-from jupyter_autoshutdown.activity_file import parse_timestamp, write_unless_later
 
 REPO = Path(__file__).resolve().parent.parent
 STATUS = ("autoshutdown", "api", "status")
@@ -178,7 +178,7 @@ def test_a_studio_space_culls_stops_its_app_and_takes_our_scripts(space_server, 
 
 
 def test_fleet_check_across_a_domains_spaces(space_server, sagemaker, capsys):
-    from jupyter_autoshutdown import client
+    from jupyter_autoshutdown.cli import commands as client
 
     created = 1764547200.0  # what the JSON protocol sends for a timestamp
     sagemaker.replies.update({

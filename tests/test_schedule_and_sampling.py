@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jupyter_autoshutdown.schedule import ScheduleError, parse_stop_time, parse_zone, stops_around
-from jupyter_autoshutdown.utilization import UtilizationSampler
+from jupyter_autoshutdown.core.schedule import ScheduleError, parse_stop_time, parse_zone, stops_around
+from jupyter_autoshutdown.observe.utilization import UtilizationSampler
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_autoshutdown.settings import (
+from jupyter_autoshutdown.core.settings import (
     MAX_MINUTES,
     Settings,
     SettingsError,

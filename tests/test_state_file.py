@@ -92,7 +92,7 @@ def test_the_server_stops_at_once_when_the_extension_failed_to_start(home):
     config_dir = home / ".jupyter"
     config_dir.mkdir()
     (config_dir / "jupyter_server_config.py").write_text(
-        "import jupyter_autoshutdown.monitor as monitor\n"
+        "import jupyter_autoshutdown.act.monitor as monitor\n"
         "def broken(*args, **kwargs):\n"
         "    raise RuntimeError('injected: the monitor cannot start')\n"
         "monitor.Monitor.__init__ = broken\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import KernelSession, api, kernel_gone, start_extension, wait_for
 
-from jupyter_autoshutdown.activity_file import SAGEMAKER_ACTIVITY_FILE, parse_timestamp
+from jupyter_autoshutdown.act.studio_signal import SAGEMAKER_ACTIVITY_FILE, parse_timestamp
 
 STATUS = ("autoshutdown", "api", "status")
 SPACE = {

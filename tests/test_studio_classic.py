@@ -137,7 +137,7 @@ def stubbed_sagemaker(domains: dict[str, list[tuple[str, str]]], list_all: bool 
 def test_fleet_check_of_sagemaker_domains(studio, home, monkeypatch, capsys):
     from server_process import free_port
 
-    from jupyter_autoshutdown import client as fleet
+    from jupyter_autoshutdown.cli import commands as fleet
 
     bare = StudioClassicServer(home, "--ServerApp.jpserver_extensions={'jupyter_autoshutdown': False}")
     try:

@@ -18,8 +18,8 @@ from actions_for_tests import RecordingAction
 from helpers import api, extension_of, start_extension, wait_for
 from tornado.httpclient import HTTPClientError
 
-from jupyter_autoshutdown import documents as documents_module
-from jupyter_autoshutdown.telemetry import EVENT_SCHEMA_ID
+from jupyter_autoshutdown.act import documents as documents_module
+from jupyter_autoshutdown.core.telemetry import EVENT_SCHEMA_ID
 
 TIMEOUT_SECONDS = 4.0
 GRACE_SECONDS = 6.0

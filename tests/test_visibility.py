@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from helpers import api, kernel_gone, start_extension, start_kernel, wait_for
 
-from jupyter_autoshutdown.telemetry import EVENT_SCHEMA_ID
+from jupyter_autoshutdown.core.telemetry import EVENT_SCHEMA_ID
 
 TIMEOUT_SECONDS = 4.0
 STATUS = ("autoshutdown", "api", "status")

@@ -15,6 +15,9 @@ runs at the first check, whenever the kernels or terminals change, at the time i
 names, and otherwise once per timeout; it decides itself what is idle. Studio Classic's
 KernelGateway apps are stopped this way: each follows its own kernels, not the free JupyterServer
 app this server is.
+
+Part of stage 3 (act), kept at the top because custom actions import their interface from
+`jupyter_autoshutdown.actions`. Imports: `core` and `decide` only.
 """
 
 from __future__ import annotations

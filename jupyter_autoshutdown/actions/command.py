@@ -20,7 +20,7 @@ import signal
 import tempfile
 from typing import IO, TYPE_CHECKING
 
-from ..timeouts import within
+from ..core.timeouts import within
 
 if TYPE_CHECKING:
     from .base import ActionContext, ActionSettings

@@ -45,8 +45,8 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 # The package imports this module lazily (in load_action), so the package is loaded by now.
-from ..auth import request_headers
-from ..policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
+from ..core.auth import request_headers
+from ..decide.policy import GatewayApps, gateway_app_deleted, kernel_gateway_apps
 from .base import (
     NOTEBOOK_INSTANCE,
     STUDIO_CLASSIC,

@@ -58,7 +58,8 @@ from typing import Any
 
 import zmq
 
-from .observe import NOT_RUNNING_STATES, activity_of
+from ..core.records import NOT_RUNNING_STATES
+from .readers import activity_of
 
 #: The request a kernel was running before we subscribed to it (it said busy and we missed why).
 UNKNOWN_REQUEST = "?"

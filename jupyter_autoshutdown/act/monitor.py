@@ -7,11 +7,11 @@ time t moves a deadline to t + timeout, and a pass at most one timeout apart see
 schedule a wake-up at exactly that deadline. Settings changes, keep-alives, kernel start/shutdown
 and the end of every job wake it.
 
-Data flows one way: the observer (observer.py) reads the managers into a snapshot, the policy
-(policy.py) decides, due targets go to the executor as jobs (jobs.py, app_runner.py), and each
-pass's result is published as an immutable `PassResult` that handlers, metrics and events read.
-A failure is logged and kept for `status`; it never stops the pass or the loop.
-"""
+Data flows one way: the observer (observe/observer.py) reads the managers into a snapshot, the
+policy (decide/policy.py) decides, due targets go to the executor as jobs (act/shutdown_jobs.py,
+act/app_runner.py), and each pass's result is published as an immutable `PassResult` that handlers,
+metrics and events read. A failure is logged and kept for `status`; it never stops the pass or the
+loop."""
 
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
+from ..core.records import APP_KEY, Snapshot, key_of, terminal_key
+from ..core.settings import SettingsStore
+from ..core.telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, ErrorLog, Events
+from ..decide.policy import AppActivity, Explanation, Plan, app_activity, decide, explain
+from ..observe.keepalive import KeepAlives
+from ..observe.observer import REMOTE_FAILED, Observer, live_keys
 from .app_runner import AppActionRunner
 from .executor import Executor, Failure
-from .jobs import ShutdownJobs
-from .keepalive import KeepAlives
 from .notices import Notices
-from .observe import APP_KEY, Snapshot, key_of, terminal_key
-from .observer import REMOTE_FAILED, Observer, live_keys
-from .policy import AppActivity, Explanation, Plan, app_activity, decide, explain
-from .settings import SettingsStore
-from .telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, ErrorLog, Events
+from .shutdown_jobs import ShutdownJobs
 
 #: Never sleep less than this between passes, whatever the deadlines say.
 MIN_SLEEP_SECONDS = 0.02
@@ -92,7 +92,7 @@ class Monitor:
         self.result = PassResult(0, None, None)
         #: Since when nothing (no kernel, no terminal) has been left; None while something is.
         self.empty_since: datetime | None = None
-        #: Warnings and dry-run reports (notices.py).
+        #: Warnings and dry-run reports (act/notices.py).
         self.notices = Notices(store=store, clock=self.clock, log=log, events=events)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +137,7 @@ class Monitor:
             # Made again inside the running loop: on Python 3.9 these bind to the loop current at
             # creation, and __init__ runs before the server's loop starts.
             self._wake = asyncio.Event()
-            self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.monitor")
+            self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.act.monitor")
             self.observer.start()
 
     async def stop(self) -> None:
@@ -147,7 +147,7 @@ class Monitor:
             task.cancel()
         if tasks:
             # Bounded: stopping the server must never wait for ever on a task that survived its
-            # cancellation (Python 3.11's wait_for race; see timeouts.py).
+            # cancellation (Python 3.11's wait_for race; see core/timeouts.py).
             _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
             for task in pending:
                 self.log.warning("auto-shutdown: %s did not stop within %g s; left behind",

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
+from ..actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
+from ..core.records import K_ID, T_NAME, Snapshot, terminal_key
+from ..core.settings import SettingsStore
+from ..core.telemetry import SHUTDOWNS, ErrorLog, Events
+from ..core.timeouts import within
+from ..decide.policy import AppState, Plan
 from .documents import OpenDocuments
-from .observe import K_ID, T_NAME, Snapshot, terminal_key
-from .policy import AppState, Plan
-from .settings import SettingsStore
-from .telemetry import SHUTDOWNS, ErrorLog, Events
-from .timeouts import within
 
 
 class AppActionRunner:
@@ -47,7 +47,7 @@ class AppActionRunner:
         self.timeout_seconds = timeout_seconds
         self.events = events
         self.documents = documents
-        #: The save barrier (documents.py): the deadline it is for, when it began, how long it
+        #: The save barrier (act/documents.py): the deadline it is for, when it began, how long it
         #: waits and for what, and the documents' version it last looked at.
         self.saves_for: datetime | None = None
         self.saves_since: datetime | None = None
@@ -105,7 +105,7 @@ class AppActionRunner:
         return min(looks, default=None)
 
     def _waits_for_saves(self, now: datetime, deadline: datetime | None) -> bool:
-        """The save barrier before the action: True while it waits (see documents.py)."""
+        """The save barrier before the action: True while it waits (see act/documents.py)."""
         documents = self.documents
         if documents is None:
             return False

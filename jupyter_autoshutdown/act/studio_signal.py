@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.telemetry import ErrorLog
 from .monitor import PassResult
-from .telemetry import ErrorLog
 
 #: Studio's file, and the format jupyter-activity-monitor-extension parses (UTC, no offset).
 SAGEMAKER_ACTIVITY_FILE = "/tmp/.sagemaker-last-active-timestamp"
@@ -104,7 +104,7 @@ class ActivityFile:
             self._published = asyncio.Event()  # bound to the running loop (Python 3.9)
             if self._result is not None:
                 self._published.set()
-            self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.activity_file")
+            self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.act.studio_signal")
 
     async def stop(self, timeout_seconds: float = 5.0) -> None:
         """Cancel the writer and wait for it, boundedly: stopping the server never hangs on it."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .exemptions import OPT_OUT_REFUSED
-from .observe import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
-from .policy import Verdict
+from ..core.records import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
+from ..core.settings import DAILY_STOP_FIELDS, SettingsStore
+from ..decide.policy import Verdict
+from ..observe.exemptions import OPT_OUT_REFUSED
 from .service import Service
-from .settings import DAILY_STOP_FIELDS, SettingsStore
 
 
 def iso(value: datetime | None) -> str | None:
@@ -72,7 +72,7 @@ def daily_stop_model(store: SettingsStore) -> dict[str, Any]:
 
 
 def documents_model(service: Service) -> dict[str, Any]:
-    """What open pages hold unsaved, and the save barrier before the app action (documents.py)."""
+    """What open pages hold unsaved, and the save barrier before the app action (act/documents.py)."""
     documents, runner = service.documents, service.monitor.app
     now = service.monitor.clock()
     unsaved, unsavable = documents.unsaved(now)
@@ -211,7 +211,7 @@ def status_model(service: Service) -> dict[str, Any]:
 
 
 def _activity_file(service: Service) -> dict[str, Any] | None:
-    """What the platform's activity file (activity_file.py) was last given, if one is kept."""
+    """What the platform's activity file (act/studio_signal.py) was last given, if one is kept."""
     writer = service.activity_file
     if writer is None:
         return None

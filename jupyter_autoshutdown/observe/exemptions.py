@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .observe import K_ID, K_NAME, read_kernels
+from ..core.records import K_ID, K_NAME
+from .readers import read_kernels
 
 MARKER_DIR_NAME = "jupyter_autoshutdown-keep"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from .observe import TERMINAL_PREFIX, ResourceKey, terminal_key
+from ..core.records import TERMINAL_PREFIX, ResourceKey, terminal_key
 
 __all__ = ["KeepAliveRefused", "KeepAlives", "ResourceKey", "describe", "terminal_key"]
 

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core.records import K_NAME, KernelInfo
+from ..core.settings import SettingsStore
+from ..core.telemetry import SHUTDOWNS, Events
+from ..core.timeouts import within
+from ..decide.policy import Verdict, kernel_verdict, terminal_verdict
+from ..observe.observer import Observer
 from .executor import Executor
-from .observe import K_NAME, KernelInfo
-from .observer import Observer
-from .policy import Verdict, kernel_verdict, terminal_verdict
-from .settings import SettingsStore
-from .telemetry import SHUTDOWNS, Events
-from .timeouts import within
 
 
 class ShutdownJobs:

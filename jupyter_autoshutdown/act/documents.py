@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .telemetry import Events
+from ..core.telemetry import Events
 
 #: A page holding unsaved documents reports at least every 60 s (hidden tabs' timers run about
 #: once a minute); a report older than this is a page that has gone.

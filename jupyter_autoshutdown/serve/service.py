@@ -9,20 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .actions import AppAction
-from .activity import PeopleActivity
-from .activity_file import ActivityFile
-from .app_runner import AppActionRunner
-from .documents import OpenDocuments
-from .executor import Executor
-from .exemptions import Exemptions
-from .jobs import ShutdownJobs
-from .keepalive import KeepAlives
-from .monitor import Monitor, MonitorOptions, utcnow
-from .observer import Observer
-from .settings import SettingsStore
-from .telemetry import ErrorLog, Events
-from .utilization import UtilizationSampler
+from ..act.app_runner import AppActionRunner
+from ..act.documents import OpenDocuments
+from ..act.executor import Executor
+from ..act.monitor import Monitor, MonitorOptions, utcnow
+from ..act.shutdown_jobs import ShutdownJobs
+from ..act.studio_signal import ActivityFile
+from ..actions import AppAction
+from ..core.settings import SettingsStore
+from ..core.telemetry import ErrorLog, Events
+from ..observe.activity import PeopleActivity
+from ..observe.exemptions import Exemptions
+from ..observe.keepalive import KeepAlives
+from ..observe.observer import Observer
+from ..observe.utilization import UtilizationSampler
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class Service:
     monitor: Monitor
     activity: PeopleActivity
     keep_alives: KeepAlives
-    #: What open pages hold unsaved, as they report it (documents.py).
+    #: What open pages hold unsaved, as they report it (act/documents.py).
     documents: OpenDocuments
     #: Operator configuration shown in `settings` (read only at run time).
     server_activity: str = "people"
     activity_paths: tuple[str, ...] = ()
-    #: The platform idle-signal file kept true to our rules (activity_file.py), if any.
+    #: The platform idle-signal file kept true to our rules (act/studio_signal.py), if any.
     activity_file: ActivityFile | None = None
     #: Why the checker does not run on this server (jupyter_server too old), or None.
     refusal: str | None = None
@@ -64,7 +64,7 @@ def build_monitor(
     options: MonitorOptions | None = None,
     clock: Callable[[], Any] = utcnow,
 ) -> Monitor:
-    """The parts, wired along the one-way flow (see monitor.py): observer -> policy -> executor."""
+    """The parts, wired along the one-way flow (see act/monitor.py): observer -> policy -> executor."""
     monitor: Monitor | None = None
 
     def wake() -> None:  # the monitor is made last; nothing wakes it before it starts

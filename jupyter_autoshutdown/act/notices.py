@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable, Collection
 from datetime import datetime
 
-from .observe import ResourceKey, key_of
-from .policy import Plan, Verdict, dry_run_due
-from .settings import SettingsStore
-from .telemetry import WARNINGS, Events
+from ..core.records import ResourceKey, key_of
+from ..core.settings import SettingsStore
+from ..core.telemetry import WARNINGS, Events
+from ..decide.policy import Plan, Verdict, dry_run_due
 
 KEPT_REPORTS = 50
 

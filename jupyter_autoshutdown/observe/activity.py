@@ -25,7 +25,7 @@ Never counts
     answers 404, bad input, or a failure. Anyone who can reach the port can send those, so they
     must not keep a server or a kernel alive;
   - saves that a page announced it makes on auto-shutdown's behalf before the app action
-    (``excuse_saves``; see documents.py): writes to ``api/contents/<that path>`` and its
+    (``excuse_saves``; see act/documents.py): writes to ``api/contents/<that path>`` and its
     checkpoints for a minute.
 
 Requests are observed through tornado's public output-transform hook (``Application.add_transform``):

@@ -1,5 +1,5 @@
 """REST handlers: validate, call the service (settings, keep-alives, activity), serialise the
-models of status.py. Nothing else: no handler culls anything or reads state it changes.
+models of serve/status.py. Nothing else: no handler culls anything or reads state it changes.
 
 Every method is authenticated and authorized by jupyter_server. None of them counts as user
 activity, so polling `status` never keeps a server alive.
@@ -15,11 +15,11 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from .activity import MAX_REPORTED_IDLE_SECONDS
-from .base import AutoShutdownHandler
-from .documents import MAX_PATHS, MAX_TEXT, Unsavable
-from .keepalive import KeepAliveRefused, terminal_key
-from .settings import SettingsError, SettingsForbidden, parse_minutes
+from ..act.documents import MAX_PATHS, MAX_TEXT, Unsavable
+from ..core.settings import SettingsError, SettingsForbidden, parse_minutes
+from ..observe.activity import MAX_REPORTED_IDLE_SECONDS
+from ..observe.keepalive import KeepAliveRefused, terminal_key
+from .mixin import AutoShutdownHandler
 from .status import compat_model, documents_model, keep_alive_model, settings_model, status_model
 
 SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
@@ -226,7 +226,7 @@ class ActivityHandler(AutoShutdownHandler):
 
 class DocumentsHandler(AutoShutdownHandler):
     """A page reports the documents it holds unsaved, announces saves it makes on auto-shutdown's
-    behalf (`saving`: not counted as activity), and what it saved (documents.py)."""
+    behalf (`saving`: not counted as activity), and what it saved (act/documents.py)."""
 
     @web.authenticated
     @authorized

@@ -3,7 +3,7 @@
 Each target (a kernel, a terminal, the app) has at most one job at a time. Kernel and terminal
 jobs share a bounded concurrency; the app action has its own slot. A job that fails is retried
 later with exponential backoff; the failure is logged, kept for `status`, counted and emitted as
-an event (an app action that defers is not a failure: app_runner.py keeps its time). When a job
+an event (an app action that defers is not a failure: act/app_runner.py keeps its time). When a job
 ends, the monitor is woken: a kernel gone may make terminals or the app action due. A finished
 job is forgotten at once.
 
@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .observe import APP_KEY, ResourceKey, ident_of, kind_of
-from .telemetry import FAILURES, ErrorLog, Events
+from ..core.records import APP_KEY, ResourceKey, ident_of, kind_of
+from ..core.telemetry import FAILURES, ErrorLog, Events
 
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
 #: After a kill, how long the interrupted shutdown may take to notice and clean up.
 KILL_GRACE_SECONDS = 5.0
 
-Key = ResourceKey  # a kernel's id, "t:<terminal name>", or APP_KEY (observe.py)
+Key = ResourceKey  # a kernel's id, "t:<terminal name>", or APP_KEY (core/records.py)
 
 
 @dataclass

@@ -2,8 +2,8 @@
 state behind it.
 
 It owns first-seen times (the idle clock of a resource that reports no activity time), the gateway
-refresh and its backoff, per-request busy tracking (execution.py), exemptions, and the utilization
-sampler's loop. Its work is split by what may change state:
+refresh and its backoff, per-request busy tracking (observe/running_requests.py), exemptions, and
+the utilization sampler's loop. Its work is split by what may change state:
 
 - `refresh()` (the check pass only) does the I/O: it watches new kernels' status messages, lists a
   gateway's kernels when the pass needs fresh remote state, and reads exemptions.
@@ -11,9 +11,8 @@ sampler's loop. Its work is split by what may change state:
 - `prune()` forgets what is gone, and only after a complete reading: a gateway that did not
   answer, or a manager that could not be read, is not "every kernel is gone".
 
-The pure readers it uses are in observe.py (shared with exemptions.py, which is why the stateful
-part lives here: no import cycle).
-"""
+The pure readers it uses are in observe/readers.py (shared with observe/exemptions.py, which is why
+the stateful part lives here: no import cycle)."""
 
 from __future__ import annotations
 
@@ -25,19 +24,25 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from .activity import PeopleActivity
-from .execution import RunningRequests
-from .exemptions import Exemptions
-from .keepalive import KeepAlives
-from .observe import (
+from ..core.records import (
     APP_KEY,
     K_ID,
     T_NAME,
     KernelInfo,
-    RemoteKernels,
     ResourceKey,
     Snapshot,
     TerminalInfo,
+    terminal_key,
+)
+from ..core.schedule import stops_around
+from ..core.settings import DailyStop
+from ..core.telemetry import ErrorLog
+from ..core.timeouts import within
+from .activity import PeopleActivity
+from .exemptions import Exemptions
+from .keepalive import KeepAlives
+from .readers import (
+    RemoteKernels,
     is_remote,
     kernel_table,
     read_gateway_kernel,
@@ -49,12 +54,8 @@ from .observe import (
     read_server_last_activity,
     read_terminal,
     read_terminals,
-    terminal_key,
 )
-from .schedule import stops_around
-from .settings import DailyStop
-from .telemetry import ErrorLog
-from .timeouts import within
+from .running_requests import RunningRequests
 from .utilization import UtilizationSampler
 
 #: Backoff of gateway listings that fail: the first retry, and the longest wait.
@@ -109,7 +110,7 @@ class Observer:
         self._remote_refreshed_at: datetime | None = None
         self._remote_failures = 0
         self._remote_retry_at: datetime | None = None
-        #: Requests each local kernel is running, from its own status messages (execution.py).
+        #: Requests each local kernel is running, from its own status messages (observe/running_requests.py).
         self.kernel_requests: RunningRequests | None = None if self.remote else RunningRequests(
             log, clock, on_change=on_change
         )
@@ -129,7 +130,7 @@ class Observer:
             self.kernel_requests.start()
         if self.sampler is not None and (self._sampler_task is None or self._sampler_task.done()):
             self._sampler_task = asyncio.create_task(
-                self._sample_loop(), name="jupyter_autoshutdown.utilization"
+                self._sample_loop(), name="jupyter_autoshutdown.observe.utilization"
             )
 
     def stop(self) -> asyncio.Task[None] | None:

@@ -18,7 +18,7 @@ The app action
   - Once no kernels and no terminals remain, and the server has seen no activity for T, the
     configured app action runs, once per idle period. The idle period starts at the latest of:
     the server's last activity and the moment the last kernel or terminal went away. The server's
-    activity (activity.py) is, by default (``server_activity = "people"``), what people do: server
+    activity (observe/activity.py) is, by default (``server_activity = "people"``), what people do: server
     start, kernel and terminal traffic, writes through jupyter_server's contents, kernels,
     sessions and terminals APIs, and interaction reported by the front end; never the GET polls
     of an open browser tab, nor this extension's own requests. ``"any_request"`` counts every
@@ -56,7 +56,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import NamedTuple
 
-from .observe import (
+from ..core.records import (
     K_CONNECTIONS,
     K_ID,
     K_LAST_ACTIVITY,
@@ -68,7 +68,7 @@ from .observe import (
     Snapshot,
     TerminalInfo,
 )
-from .settings import Settings
+from ..core.settings import Settings
 
 
 class Cause(str, Enum):
