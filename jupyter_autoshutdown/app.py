@@ -11,6 +11,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 
 from .act.documents import OpenDocuments
+from .act.hub_signal import REFRESH_SECONDS as HUB_REFRESH_SECONDS
+from .act.hub_signal import HubActivity, HubTarget
 from .act.monitor import MonitorOptions, utcnow
 from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE, ActivityFile
 from .actions import (
@@ -208,6 +210,17 @@ class AutoShutdown(ExtensionApp):
         it never stops a space under a running cell and follows what people do. Default (unset):
         that file in a Studio JupyterLab space (found from sagemaker_metadata_path), nothing
         elsewhere. An empty string turns it off.""",
+    )
+    hub_activity_refresh = Float(
+        HUB_REFRESH_SECONDS,
+        min=0.0,
+        config=True,
+        help="""Seconds: in a JupyterHub single-user server (JUPYTERHUB_ACTIVITY_URL set), this
+        extension reports to the hub, as its last_activity, the current time at least this often
+        while anything holds the server (a kernel running code, a keep-alive, an exempt kernel,
+        utilization, a request in flight), and the true last activity otherwise, so that the hub's
+        culler (jupyterhub-idle-culler) never stops a running cell. Keep it below the culler's
+        timeout. 0 turns the reporting off.""",
     )
     sagemaker_method = Enum(
         ["auto", "endpoint", "boto3"],
@@ -524,7 +537,14 @@ class AutoShutdown(ExtensionApp):
         if path is not None:
             activity_file = ActivityFile(path, clock=monitor.clock, log=self.log, errors=monitor.errors)
             monitor.on_publish(activity_file.published)
+        hub_activity = None
+        hub_target = HubTarget.from_environment() if self.hub_activity_refresh > 0 else None
+        if hub_target is not None:
+            hub_activity = HubActivity(hub_target, clock=monitor.clock, log=self.log, errors=monitor.errors,
+                                       refresh_seconds=self.hub_activity_refresh)
+            monitor.on_publish(hub_activity.published)
         return Service(
+            hub_activity=hub_activity,
             activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
             keep_alives=monitor.keep_alives, documents=documents,
             server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
@@ -558,6 +578,10 @@ class AutoShutdown(ExtensionApp):
             self.service.activity_file.start()
             self.log.info("auto-shutdown: keeping %s true to these rules for SageMaker's idle shutdown",
                           self.service.activity_file.path)
+        if self.service.hub_activity is not None:
+            self.service.hub_activity.start()
+            self.log.info("auto-shutdown: reporting activity to the hub at %s by these rules",
+                          self.service.hub_activity.url)
         settings = self.store.current
         daily_stop = settings.daily_stop
         self.log.info(
@@ -592,6 +616,8 @@ class AutoShutdown(ExtensionApp):
         service = getattr(self, "service", None)
         if service is not None and service.activity_file is not None:
             await service.activity_file.stop()
+        if service is not None and service.hub_activity is not None:
+            await service.hub_activity.stop()
         monitor = getattr(self, "monitor", None)
         if monitor is not None:
             await monitor.stop()

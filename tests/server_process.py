@@ -174,8 +174,11 @@ class HubProcess(_Process):
     token = "hub-service-test-token"
 
     def __init__(
-        self, home: Path, singleuser_args: list[str], server_token_scopes: list[str] | None = None
+        self, home: Path, singleuser_args: list[str], server_token_scopes: list[str] | None = None,
+        extra_config: dict[str, dict] | None = None,
     ) -> None:
+        """`extra_config`: more configuration, by section; its lists (services, load_roles) are
+        added to the test's own."""
         proxy = configurable_http_proxy()
         if proxy is None:
             raise FileNotFoundError("configurable-http-proxy: run `npm ci` in tests/hub")
@@ -209,6 +212,10 @@ class HubProcess(_Process):
                 **({"server_token_scopes": server_token_scopes} if server_token_scopes else {}),
             },
         }
+        for section, values in (extra_config or {}).items():
+            merged = config.setdefault(section, {})
+            for key, value in values.items():
+                merged[key] = [*merged[key], *value] if isinstance(merged.get(key), list) else value
         config_path = home / "jupyterhub_config.json"
         config_path.write_text(json.dumps(config))
         env = isolated_env(home)

@@ -12,6 +12,7 @@ from typing import Any
 from ..act.app_runner import AppActionRunner
 from ..act.documents import OpenDocuments
 from ..act.executor import Executor
+from ..act.hub_signal import HubActivity
 from ..act.monitor import Monitor, MonitorOptions, utcnow
 from ..act.shutdown_jobs import ShutdownJobs
 from ..act.studio_signal import ActivityFile
@@ -38,6 +39,8 @@ class Service:
     activity_paths: tuple[str, ...] = ()
     #: The platform idle-signal file kept true to our rules (act/studio_signal.py), if any.
     activity_file: ActivityFile | None = None
+    #: The hub's last_activity of this server kept true to our rules (act/hub_signal.py), if any.
+    hub_activity: HubActivity | None = None
     #: Why the checker does not run on this server (jupyter_server too old), or None.
     refusal: str | None = None
 

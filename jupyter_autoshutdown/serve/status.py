@@ -189,6 +189,7 @@ def status_model(service: Service) -> dict[str, Any]:
         "kernels": kernels,
         "terminals": terminals,
         "activity_file": _activity_file(service),
+        "hub_activity": _hub_activity(service),
         "documents": documents_model(service),
         "app": {
             "action": app.name,
@@ -222,4 +223,21 @@ def _activity_file(service: Service) -> dict[str, Any] | None:
         "value": iso(last.value) if last else None,
         "held_by": last.held_by if last else None,
         "error": last.error if last else None,
+    }
+
+
+def _hub_activity(service: Service) -> dict[str, Any] | None:
+    """What the hub (act/hub_signal.py) was last told, if this server reports to one."""
+    reporter = service.hub_activity
+    if reporter is None:
+        return None
+    last = reporter.last
+    return {
+        "url": reporter.url,
+        "refresh_seconds": reporter.refresh_seconds,
+        "posted_at": iso(last.at) if last else None,
+        "value": iso(reporter.accepted),
+        "held_by": last.held_by if last else None,
+        "error": last.error if last else None,
+        "requests": reporter.posts,
     }
