@@ -1,7 +1,8 @@
-"""`python -m jupyter_autoshutdown`: the `jupyter autoshutdown` command (cli/commands.py)."""
+"""`python -m jupyter_autoshutdown`: the `jupyter autoshutdown` command (cli/commands.py;
+`hub-service`: hub/service.py)."""
 
 import sys
 
-from .cli.commands import main
+from .client import main
 
 sys.exit(main())

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -175,10 +176,10 @@ class HubProcess(_Process):
 
     def __init__(
         self, home: Path, singleuser_args: list[str], server_token_scopes: list[str] | None = None,
-        extra_config: dict[str, dict] | None = None,
+        extra_config: dict[str, dict] | Callable[[str], dict[str, dict]] | None = None,
     ) -> None:
-        """`extra_config`: more configuration, by section; its lists (services, load_roles) are
-        added to the test's own."""
+        """`extra_config`: more configuration, by section (or a function of the hub's public URL
+        that makes it); its lists (services, load_roles) are added to the test's own."""
         proxy = configurable_http_proxy()
         if proxy is None:
             raise FileNotFoundError("configurable-http-proxy: run `npm ci` in tests/hub")
@@ -212,6 +213,8 @@ class HubProcess(_Process):
                 **({"server_token_scopes": server_token_scopes} if server_token_scopes else {}),
             },
         }
+        if callable(extra_config):
+            extra_config = extra_config(self.url)
         for section, values in (extra_config or {}).items():
             merged = config.setdefault(section, {})
             for key, value in values.items():

@@ -68,14 +68,16 @@ async def test_the_hub_culler_spares_a_silently_running_cell_and_culls_an_idle_s
         session.close()
         cell_started = time.monotonic()
 
-        await wait_for(lambda: not running(hub, "idle"), timeout=CULL_TIMEOUT_SECONDS + 4 * CULL_EVERY_SECONDS,
+        await wait_for(lambda: not running(hub, "idle"),
+                       timeout=CULL_TIMEOUT_SECONDS + 4 * CULL_EVERY_SECONDS,
                        what="the culler to stop the idle server")
         idle_culled_after = time.monotonic() - cell_started
         while time.monotonic() - cell_started < CELL_SECONDS - 1:
             assert running(hub, "busy"), f"the culler stopped the busy server mid-cell:\n{hub.output()}"
             await asyncio.sleep(1)
         busy = hub.user("busy")["servers"][""]
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(busy["last_activity"].replace("Z", "+00:00"))
+        reported = datetime.fromisoformat(busy["last_activity"].replace("Z", "+00:00"))
+        age = datetime.now(timezone.utc) - reported
         status = hub.request("GET", "user/busy/autoshutdown/api/status").json()
         assert status["hub_activity"]["error"] is None, status["hub_activity"]
         print(f"idle server culled {idle_culled_after:.1f} s after the busy cell started; busy server "

@@ -85,6 +85,7 @@ ALLOWED_IMPORTS = {
     "act": {"core", "observe", "decide", "actions"},
     "serve": {"core", "observe", "decide", "act", "actions"},
     "cli": {"core"},
+    "hub": {"core"},
 }
 
 

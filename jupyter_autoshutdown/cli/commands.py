@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..core.auth import request_headers
+from ..core.hub_api import DEFAULT_PAGE_SIZE, PAGINATION_MEDIA_TYPE, read_users_page, servers_of, users_url
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -301,25 +302,35 @@ def describe_health(health: Health) -> str:
 # ---- fleet ------------------------------------------------------------------------------------
 
 
-def hub_servers(hub_url: str, token: str, public_url: str | None, timeout: float) -> list[Server]:
-    """Running single-user servers listed by a JupyterHub's REST API."""
+def hub_servers(hub_url: str, token: str, public_url: str | None, timeout: float,
+                page_size: int = DEFAULT_PAGE_SIZE) -> list[Server]:
+    """Every ready single-user server (named ones too) of a JupyterHub, paging through its users
+    (core/hub_api.py: JupyterHub 2+ answers one page unless asked for the next)."""
     hub = _with_slash(hub_url)
-    try:
-        response = requests.get(hub + "hub/api/users", headers={"Authorization": f"token {token}"},
-                                params={"state": "active"}, timeout=timeout)
-    except requests.RequestException as error:
-        raise ClientError(EXIT_NO_SERVER, f"cannot reach the hub at {hub}: {error}") from None
-    if response.status_code in (401, 403):
-        raise ClientError(EXIT_AUTH, f"the hub refused the token ({response.status_code}); "
-                                     "set JUPYTERHUB_API_TOKEN or pass --hub-token")
-    if response.status_code != 200:
-        raise ClientError(EXIT_FAILED, f"the hub answered {response.status_code}: {response.text[:200]}")
+    headers = {"Authorization": f"token {token}", "Accept": PAGINATION_MEDIA_TYPE}
     base = _with_slash(public_url or hub_url)
     servers = []
-    for user in response.json():
-        for info in (user.get("servers") or {}).values():
-            if info.get("ready") and info.get("url"):
-                servers.append(Server(base + info["url"].lstrip("/"), token))
+    offset: int | None = 0
+    while offset is not None:
+        try:
+            response = requests.get(users_url(hub + "hub/api", offset=offset, limit=page_size),
+                                    headers=headers, timeout=timeout)
+        except requests.RequestException as error:
+            raise ClientError(EXIT_NO_SERVER, f"cannot reach the hub at {hub}: {error}") from None
+        if response.status_code in (401, 403):
+            raise ClientError(EXIT_AUTH, f"the hub refused the token ({response.status_code}); "
+                                         "set JUPYTERHUB_API_TOKEN or pass --hub-token")
+        if response.status_code != 200:
+            raise ClientError(EXIT_FAILED, f"the hub answered {response.status_code}: {response.text[:200]}")
+        try:
+            users, following = read_users_page(response.json())
+        except ValueError as error:
+            raise ClientError(EXIT_FAILED, str(error)) from None
+        offset = following if following is None or following > offset else None  # never loop
+        for user in users:
+            for server in servers_of(user):
+                if server.ready and server.url:
+                    servers.append(Server(base + server.url.lstrip("/"), token))
     return servers
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._version import __version__
 from ..core.records import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
 from ..core.settings import DAILY_STOP_FIELDS, SettingsStore
 from ..decide.policy import Verdict
@@ -172,6 +173,7 @@ def status_model(service: Service) -> dict[str, Any]:
     app, app_failure = monitor.app, monitor.failure_of("app", "")
     return {
         "count": monitor.count,
+        "version": __version__,
         "running": monitor.running,
         **({"message": service.refusal} if service.refusal else {}),
         "now": now.isoformat(),
