@@ -14,7 +14,7 @@ import pytest
 from helpers import KernelSession, extension_of, wait_for
 from server_process import TOKEN, KernelGatewayProcess, ServerProcess
 
-from jupyter_autoshutdown.core.records import K_CONNECTIONS, K_ID, K_LAST_ACTIVITY, K_STATE, as_utc
+from jupyter_autoshutdown.core.records import KernelInfo, as_utc
 from jupyter_autoshutdown.decide.policy import INCOMPLETE
 
 TIMEOUT_SECONDS = 3.0
@@ -252,12 +252,12 @@ async def test_reading_the_gateway_leaves_the_kernel_table_and_the_event_stream_
         assert seen.events == []
         # What we read is the gateway's: the kernel it no longer has is not ours to watch.
         assert not snapshot.errors, snapshot.errors
-        assert [kernel[K_ID] for kernel in snapshot.kernels] == [live_id]
+        assert [KernelInfo._make(kernel).id for kernel in snapshot.kernels] == [live_id]
         for record in (snapshot.kernels[0], fresh_live):
-            assert record[K_STATE] == gateway_model["execution_state"]
-            assert record[K_CONNECTIONS] == gateway_model["connections"]
-            assert record[K_LAST_ACTIVITY] == as_utc(gateway_model["last_activity"])
+            assert KernelInfo._make(record).execution_state == gateway_model["execution_state"]
+            assert KernelInfo._make(record).connections == gateway_model["connections"]
+            assert KernelInfo._make(record).last_activity == as_utc(gateway_model["last_activity"])
         assert fresh_gone is None
-        assert [kernel[K_ID] for kernel in again.kernels] == [live_id] and not again.errors
+        assert [KernelInfo._make(kernel).id for kernel in again.kernels] == [live_id] and not again.errors
     finally:
         await kernel_manager.shutdown_all()  # before the gateway stops (the gone one: a 404, ignored)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
-from ..core.records import K_ID, T_NAME, Snapshot, terminal_key
+from ..core.records import Snapshot, terminal_key
 from ..core.settings import SettingsStore
 from ..core.telemetry import SHUTDOWNS, ErrorLog, Events
 from ..core.timeouts import within
@@ -131,8 +131,8 @@ class AppActionRunner:
 
     def note_resources(self, snapshot: Snapshot, now: datetime) -> None:
         """An action on its own schedule runs at once when the kernels or terminals changed."""
-        resources = frozenset([kernel[K_ID] for kernel in snapshot.kernels]
-                              + [terminal_key(t[T_NAME]) for t in snapshot.terminals])
+        resources = frozenset([kernel_id for kernel_id, *_ in snapshot.kernels]
+                              + [terminal_key(name) for name, _last_activity in snapshot.terminals])
         changed = self._own_resources is not None and resources != self._own_resources
         if changed and (self.run_at is None or self.run_at > now):
             self.run_at = now

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.records import K_ID, K_NAME
 from .readers import read_kernels
 
 MARKER_DIR_NAME = "jupyter_autoshutdown-keep"
@@ -76,7 +75,7 @@ class Exemptions:
         if self.name_patterns:
             kernels, _ = read_kernels(serverapp.kernel_manager)
             for kernel in kernels:
-                kernel_id, name = kernel[K_ID], kernel[K_NAME]
+                kernel_id, name, *_ = kernel
                 pattern = next((p for p in self.name_patterns if fnmatch.fnmatchcase(name, p)), None)
                 if pattern is not None:
                     exempt[kernel_id] = f"exempt: kernel name '{name}' matches '{pattern}'"

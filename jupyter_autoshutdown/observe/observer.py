@@ -26,12 +26,10 @@ from typing import Any
 
 from ..core.records import (
     APP_KEY,
-    K_ID,
-    T_NAME,
-    KernelInfo,
+    KernelRecord,
     ResourceKey,
     Snapshot,
-    TerminalInfo,
+    TerminalRecord,
     terminal_key,
 )
 from ..core.schedule import stops_around
@@ -284,7 +282,7 @@ class Observer:
             kept_until=keep_alives.in_force(now) if keep_alives.targets else {},
         )
 
-    def read_kernel(self, kernel_id: str) -> KernelInfo | None:
+    def read_kernel(self, kernel_id: str) -> KernelRecord | None:
         """One kernel's record now (for the re-check before its shutdown); None when gone."""
         if self.remote:
             return read_gateway_kernel(
@@ -292,7 +290,7 @@ class Observer:
             )
         return read_kernel(self.kernel_manager, kernel_id, self._first_seen_at, self.kernel_requests)
 
-    def read_terminal(self, name: str) -> TerminalInfo | None:
+    def read_terminal(self, name: str) -> TerminalRecord | None:
         terminal_manager = self.terminal_manager()
         if terminal_manager is None:
             return None
@@ -314,8 +312,7 @@ class Observer:
         if snapshot.errors:
             return False
         if self.first_seen or self.keep_alives.targets:  # most passes have nothing to forget
-            live = {kernel[K_ID] for kernel in snapshot.kernels}
-            live |= {terminal_key(term[T_NAME]) for term in snapshot.terminals}
+            live = live_keys(snapshot.kernels, snapshot.terminals)
             for stale in self.first_seen.keys() - live:
                 del self.first_seen[stale]
             self.keep_alives.forget(live)
@@ -353,9 +350,9 @@ class Observer:
             await asyncio.sleep(self.utilization_interval_seconds)
 
 
-def live_keys(kernels: Collection[KernelInfo], terminals: Collection[TerminalInfo]) -> set[ResourceKey]:
+def live_keys(kernels: Collection[KernelRecord], terminals: Collection[TerminalRecord]) -> set[ResourceKey]:
     """The keys of what a snapshot shows, the app included (it is always there)."""
-    keys = {kernel[K_ID] for kernel in kernels}
-    keys |= {terminal_key(term[T_NAME]) for term in terminals}
+    keys = {kernel_id for kernel_id, _name, _state, _last_activity, _connections in kernels}
+    keys |= {terminal_key(name) for name, _last_activity in terminals}
     keys.add(APP_KEY)
     return keys

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..core.records import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
+from ..core.records import TERMINAL_PREFIX, KernelInfo, terminal_key
 from ..core.settings import DAILY_STOP_FIELDS, SettingsStore
 from ..decide.policy import Verdict
 from ..observe.exemptions import OPT_OUT_REFUSED
@@ -123,7 +123,7 @@ def status_model(service: Service) -> dict[str, Any]:
     observer = monitor.observer
     now = monitor.clock()
     snapshot, plan = monitor.explain(now)
-    by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}
+    by_id = {kernel.id: kernel for kernel in map(KernelInfo._make, snapshot.kernels)}
     warning = timedelta(seconds=service.store.current.warning_seconds)
     usage_by_key = observer.sampler.usage if observer.sampler is not None else {}
 
