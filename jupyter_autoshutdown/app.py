@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 
-from .act.documents import OpenDocuments
-from .act.monitor import MonitorOptions, utcnow
-from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE, ActivityFile
+from .act.monitor import MonitorOptions
+from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE
 from .actions import (
     BUILTIN_ACTION_NAMES,
     SAGEMAKER_METADATA_PATH,
@@ -38,14 +36,10 @@ from .core.settings import (
     parse_minutes,
 )
 from .core.telemetry import Events
-from .observe.activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
-from .observe.exemptions import Exemptions
+from .observe.activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, compile_paths
 from .observe.utilization import UtilizationSampler, nvml_reader
 from .serve.handlers import default_handlers
-from .serve.service import Service, build_monitor
-
-KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
-
+from .serve.service import ServiceConfig, build_service
 
 #: The oldest jupyter_server this extension runs on (pyproject's dependency says the same).
 MIN_SERVER_VERSION = (2, 4)
@@ -471,17 +465,18 @@ class AutoShutdown(ExtensionApp):
         return service.refusal if service is not None else None
 
     def initialize_settings(self) -> None:
-        self.activity = PeopleActivity(self.server.base_url, self.activity_paths, log=self.log)
-        # The public hook by which tornado shows this tracker every request's start and end.
-        self._activity_transform = self.activity.transform()
-        self.server.web_app.add_transform(self._activity_transform)
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
-        limits = self.limits()
         self.store = SettingsStore(
-            self.configured_settings(), StateFile(state_path, self.log), self.log, limits
+            self.configured_settings(), StateFile(state_path, self.log), self.log, self.limits()
         )
-        self.service = self._build_service(limits)
+        self.service = build_service(
+            self.service_config(), serverapp=self.server, store=self.store, log=self.log,
+            terminal_manager=self._terminal_manager, events=Events(self.serverapp, self.log),
+        )
+        # Kept as attributes for tests and for people reading a live server from a debugger.
         self.monitor = self.service.monitor
+        self.activity = self.service.activity
+        self.service.install()
         if self.service.refusal:
             self.log.error("auto-shutdown: %s", self.service.refusal)
         elif not hasattr(getattr(self.serverapp, "extension_manager", None), "start_all_extensions"):
@@ -489,9 +484,26 @@ class AutoShutdown(ExtensionApp):
             from tornado.ioloop import IOLoop
 
             IOLoop.current().add_callback(self._start_jupyter_server_extension, self.serverapp)
-        self.store.on_change(lambda _settings: self.monitor.wake())
-        # An answered write may release an app action that waited for it.
-        self.activity.on_change(self.monitor.wake)
+
+    def service_config(self) -> ServiceConfig:
+        """The traits, as the plain configuration build_service wires the extension from."""
+        return ServiceConfig(
+            action=self._load_app_action(),
+            activity_paths=tuple(self.activity_paths),
+            server_activity=self.server_activity,
+            exempt_kernel_names=tuple(self.exempt_kernel_names),
+            exempt_paths=tuple(self.exempt_paths),
+            sampler=self._sampler(),
+            activity_file_path=self.activity_file_path(),
+            max_keep_alive_minutes=self.max_keep_alive,
+            shutdown_timeout_seconds=self.shutdown_timeout,
+            app_action_timeout_seconds=self.app_action_timeout,
+            startup_grace_seconds=self.startup_grace_minutes * 60.0,
+            max_concurrent_shutdowns=self.max_concurrent_shutdowns,
+            utilization_interval_seconds=self.utilization_interval,
+            options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
+            refusal=refusal_for_server(),
+        )
 
     def activity_file_path(self) -> Path | None:
         """The activity file to keep, if any (see sagemaker_activity_file)."""
@@ -502,44 +514,8 @@ class AutoShutdown(ExtensionApp):
             return Path(SAGEMAKER_ACTIVITY_FILE)
         return None
 
-    def _build_service(self, limits: Limits) -> Service:
-        events = Events(self.serverapp, self.log)
-        documents = OpenDocuments(clock=utcnow, log=self.log, events=events)
-        monitor = build_monitor(
-            serverapp=self.serverapp, store=self.store, action=self._load_app_action(), log=self.log,
-            terminal_manager=self._terminal_manager, activity=self.activity,
-            server_activity=self.server_activity,
-            exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths,
-                                  honour_opt_outs=limits.allow_user_exemptions),
-            sampler=self._sampler(), events=events, documents=documents,
-            max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
-            app_action_timeout_seconds=self.app_action_timeout,
-            startup_grace_seconds=self.startup_grace_minutes * 60.0,
-            max_concurrent_shutdowns=self.max_concurrent_shutdowns,
-            utilization_interval_seconds=self.utilization_interval,
-            options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
-        )
-        activity_file = None
-        path = self.activity_file_path()
-        if path is not None:
-            activity_file = ActivityFile(path, clock=monitor.clock, log=self.log, errors=monitor.errors)
-            monitor.on_publish(activity_file.published)
-        return Service(
-            activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
-            keep_alives=monitor.keep_alives, documents=documents,
-            server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
-            refusal=refusal_for_server(),
-        )
-
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
-
-    async def _on_kernel_action(self, *, logger: Any, schema_id: str, data: Any) -> None:
-        # Called by jupyter_events with these keywords; it must never raise into a kernel action.
-        running = self.monitor.observer.kernel_requests
-        if running is not None and isinstance(data, dict) and data.get("action") == "restart":
-            running.restarted(str(data.get("kernel_id")))
-        self.monitor.wake()
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if self.service_refusal:
@@ -549,15 +525,7 @@ class AutoShutdown(ExtensionApp):
             self.log.error("auto-shutdown: not started: the extension failed to initialise (see above); "
                            "nothing will be shut down automatically")
             return
-        event_logger = getattr(serverapp, "event_logger", None)
-        if event_logger is not None:
-            # A kernel started or shut down by the user changes the deadlines: re-plan at once.
-            event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
-        self.monitor.start()
-        if self.service.activity_file is not None:
-            self.service.activity_file.start()
-            self.log.info("auto-shutdown: keeping %s true to these rules for SageMaker's idle shutdown",
-                          self.service.activity_file.path)
+        self.service.start()
         settings = self.store.current
         daily_stop = settings.daily_stop
         self.log.info(
@@ -579,19 +547,6 @@ class AutoShutdown(ExtensionApp):
 
     async def stop_extension(self) -> None:
         # Also called when initialize_settings failed partway: stopping the server must still work.
-        transform: Any = getattr(self, "_activity_transform", None)
-        with contextlib.suppress(ValueError, AttributeError):
-            self.server.web_app.transforms.remove(transform)
-        event_logger = getattr(self.serverapp, "event_logger", None)
-        if event_logger is not None:
-            # Not registered when the server stopped before our start hook ran.
-            with contextlib.suppress(Exception):
-                event_logger.remove_listener(
-                    schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
-                )
         service = getattr(self, "service", None)
-        if service is not None and service.activity_file is not None:
-            await service.activity_file.stop()
-        monitor = getattr(self, "monitor", None)
-        if monitor is not None:
-            await monitor.stop()
+        if service is not None:
+            await service.stop()

@@ -235,15 +235,15 @@ async def test_reading_the_gateway_leaves_the_kernel_table_and_the_event_stream_
         seen = EventsSeen()
         jp_serverapp.event_logger.register_handler(seen)
         try:
-            await observer.refresh(lambda: True, fresh_for_seconds=0)  # a listing, as each pass
+            await observer.refresh(True, fresh_for_seconds=0)  # a listing, as each pass
             assert observer.remote_error is None
-            snapshot = observer.snapshot(datetime.now(timezone.utc))
+            snapshot = observer.snapshot(datetime.now(timezone.utc), None)
             assert await observer.refresh_remote_kernel(live_id) is True  # before a shutdown
             assert await observer.refresh_remote_kernel(gone_id) is False
             assert observer.kernels_remain()
             fresh_live, fresh_gone = observer.read_kernel(live_id), observer.read_kernel(gone_id)
-            await observer.refresh(lambda: True, fresh_for_seconds=0)  # the next pass's listing
-            again = observer.snapshot(datetime.now(timezone.utc))
+            await observer.refresh(True, fresh_for_seconds=0)  # the next pass's listing
+            again = observer.snapshot(datetime.now(timezone.utc), None)
         finally:
             jp_serverapp.event_logger.remove_handler(seen)
 

@@ -54,7 +54,8 @@ class ShutdownJobs:
             if fresh is None:
                 return  # already gone
             now = observer.clock()
-            verdict = kernel_verdict(fresh, self.store.current, now, observer.signals_now(now))
+            settings = self.store.current  # the settings in force now, as the shutdown runs
+            verdict = kernel_verdict(fresh, settings, now, observer.signals_now(now, settings.daily_stop))
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
                 return
@@ -107,8 +108,9 @@ class ShutdownJobs:
         if terminal_manager is None or fresh is None:
             return False
         now = observer.clock()
-        verdict = terminal_verdict(fresh, self.store.current, now, observer.kernels_remain(),
-                                   observer.signals_now(now))
+        settings = self.store.current  # the settings in force now, as the removal runs
+        verdict = terminal_verdict(fresh, settings, now, observer.kernels_remain(),
+                                   observer.signals_now(now, settings.daily_stop))
         if not verdict.due:
             self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
             return False

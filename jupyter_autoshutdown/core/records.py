@@ -19,6 +19,11 @@ NOT_RUNNING_STATES = frozenset({"starting", "restarting", "autorestarting", "dea
 LATEST_PLAUSIBLE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+def utcnow() -> datetime:
+    """The one clock every part is given by default (tests and benchmarks give their own)."""
+    return datetime.now(UTC)
+
+
 def as_utc(value: Any) -> datetime | None:
     """A timezone-aware UTC datetime from a datetime or ISO 8601 string; None if it is neither."""
     if value.__class__ is datetime and value.tzinfo is UTC:
