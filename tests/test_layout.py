@@ -113,3 +113,15 @@ def test_every_stage_says_what_it_owns_and_may_import():
     for stage in ALLOWED_IMPORTS:
         doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())) or ""
         assert "Imports:" in doc or "imports `core`" in doc, stage
+
+
+def test_every_mutation_of_the_mutation_check_still_finds_its_protected_code(monkeypatch):
+    import importlib.util
+
+    monkeypatch.chdir(PACKAGE.parent)
+    script = PACKAGE.parent / "tests" / "mutation_check.py"
+    spec = importlib.util.spec_from_file_location("mutation_check", script)
+    assert spec is not None and spec.loader is not None
+    mutation_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation_check)
+    assert mutation_check.MUTATIONS and not mutation_check.stale()

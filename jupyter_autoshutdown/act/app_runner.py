@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
-from ..core.records import Snapshot, terminal_key
+from ..core.records import Snapshot
 from ..core.settings import SettingsStore
 from ..core.telemetry import SHUTDOWNS, ErrorLog, Events
 from ..core.timeouts import within
 from ..decide.policy import AppState, Plan
+from ..observe.observer import live_keys
 from .documents import OpenDocuments
 
 
@@ -144,8 +145,7 @@ class AppActionRunner:
             self._note_resources(snapshot, now)
 
     def _note_resources(self, snapshot: Snapshot, now: datetime) -> None:
-        resources = frozenset([kernel_id for kernel_id, *_ in snapshot.kernels]
-                              + [terminal_key(name) for name, _last_activity in snapshot.terminals])
+        resources = frozenset(live_keys(snapshot.kernels, snapshot.terminals))
         changed = self._own_resources is not None and resources != self._own_resources
         if changed and (self.run_at is None or self.run_at > now):
             self.run_at = now

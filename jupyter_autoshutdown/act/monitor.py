@@ -134,9 +134,6 @@ class Monitor:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            # Made again inside the running loop: on Python 3.9 these bind to the loop current at
-            # creation, and __init__ runs before the server's loop starts.
-            self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.act.monitor")
             self.observer.start()
 

@@ -1,6 +1,6 @@
-"""Time limits that a cancellation always wins against.
+"""Time limits that a cancellation always wins against, and the retry delay after failures.
 
-Python 3.9-3.11's ``asyncio.wait_for`` swallows a cancellation that arrives in the loop step in
+Python 3.10-3.11's ``asyncio.wait_for`` swallows a cancellation that arrives in the loop step in
 which its inner call finishes (fixed in 3.12): the task that was cancelled keeps running, and
 whoever awaits it (the server stopping) waits for ever. ``asyncio.wait`` has no such race.
 """
@@ -33,3 +33,9 @@ async def within(work: Awaitable[T], seconds: float) -> T:
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+def backoff_seconds(failures: int, first_seconds: float = 5.0, max_seconds: float = 300.0) -> float:
+    """How long to wait after the `failures`-th failure in a row: doubling from `first_seconds`,
+    at most `max_seconds`."""
+    return min(max_seconds, first_seconds * 2 ** max(0, failures - 1))

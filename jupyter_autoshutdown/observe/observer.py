@@ -35,7 +35,7 @@ from ..core.records import (
 from ..core.schedule import stops_around
 from ..core.settings import DailyStop
 from ..core.telemetry import ErrorLog
-from ..core.timeouts import within
+from ..core.timeouts import backoff_seconds, within
 from .activity import PeopleActivity
 from .exemptions import Exemptions
 from .keepalive import KeepAlives
@@ -189,8 +189,8 @@ class Observer:
         except Exception as error:
             error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
             self._remote_failures += 1
-            backoff = min(REMOTE_BACKOFF_MAX_SECONDS,
-                          REMOTE_BACKOFF_FIRST_SECONDS * 2 ** (self._remote_failures - 1))
+            backoff = backoff_seconds(self._remote_failures, REMOTE_BACKOFF_FIRST_SECONDS,
+                                      REMOTE_BACKOFF_MAX_SECONDS)
             self._remote_retry_at = self.clock() + timedelta(seconds=backoff)
             self.remote_error = f"{REMOTE_FAILED}: {error_text}; asking again in {backoff:g} s"
             self.errors.record(self.remote_error)  # once per listing, not once per pass
