@@ -80,21 +80,21 @@ class AutoShutdown(ExtensionApp):
         help="""Minutes without activity after which an idle kernel is shut down (and, once no
         kernels remain, a terminal is removed and the app action runs). 0 turns auto-shutdown off.
         A runtime change over REST overrides this until this value itself is changed.""",
-    )
+    ).tag(unit="minutes")
     min_idle_timeout = Float(
         0.0,
         config=True,
-        help="""Operator limit: the shortest idle timeout, in minutes, a user may choose at run time
+        help="""Minutes (operator limit): the shortest idle timeout a user may choose at run time
         (REST, the front end, set-time-interval.sh). 0: no lower bound. A saved or static
         idle_timeout below it is raised to it at start (logged).""",
-    )
+    ).tag(unit="minutes")
     max_idle_timeout = Float(
         0.0,
         config=True,
-        help="""Operator limit: the longest idle timeout, in minutes, a user may choose at run time.
+        help="""Minutes (operator limit): the longest idle timeout a user may choose at run time.
         0: no upper bound (beyond one year). A saved or static idle_timeout above it is lowered to
         it at start (logged).""",
-    )
+    ).tag(unit="minutes")
     allow_disable = Bool(
         True,
         config=True,
@@ -119,11 +119,11 @@ class AutoShutdown(ExtensionApp):
     unsaved_grace_minutes = Float(
         5.0,
         config=True,
-        help="""Before the app action runs, open pages of this front end save the documents they
-        hold with unsaved changes. A document that cannot be saved (read-only, a conflict, an
-        error) holds the app action for at most this many minutes, then it runs anyway. 0: never
-        wait.""",
-    )
+        help="""Minutes: before the app action runs, open pages of this front end save the
+        documents they hold with unsaved changes. A document that cannot be saved (read-only, a
+        conflict, an error) holds the app action for at most this many minutes, then it runs
+        anyway. 0: never wait.""",
+    ).tag(unit="minutes")
     keep_terminals = Bool(
         False,
         config=True,
@@ -147,13 +147,13 @@ class AutoShutdown(ExtensionApp):
         help="""Minutes after which a kernel still in the 'starting' state (no client has talked to
         it, so no code has run in it) is shut down, if that is sooner than idle_timeout.
         0 means such kernels follow idle_timeout alone.""",
-    )
+    ).tag(unit="minutes")
     max_check_interval = Float(
         60.0,
         config=True,
-        help="""Maximum seconds between two checks. The checker wakes at each deadline anyway, so
+        help="""Seconds: the longest time between two checks. The checker wakes at each deadline anyway, so
         this only bounds how late it notices changes it is not told about (minimum 0.1).""",
-    )
+    ).tag(unit="seconds")
     max_concurrent_shutdowns = Int(
         8,
         config=True,
@@ -164,7 +164,7 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Seconds one kernel or terminal shutdown may take before it counts as failed and is
         retried later with backoff.""",
-    )
+    ).tag(unit="seconds")
     app_action = Unicode(
         "auto",
         config=True,
@@ -216,7 +216,7 @@ class AutoShutdown(ExtensionApp):
         300.0,
         config=True,
         help="""Seconds the app action may take before it counts as failed.""",
-    )
+    ).tag(unit="seconds")
     startup_grace_minutes = Float(
         5.0,
         min=0.0,
@@ -226,7 +226,7 @@ class AutoShutdown(ExtensionApp):
         tiny one (set by mistake) would stop a restarted server before anyone could reach it and
         change the setting. Only the app action waits: kernels and terminals are culled as
         usual. 0 turns it off (for an operator whose config sets a short timeout on purpose).""",
-    )
+    ).tag(unit="minutes")
     idle_type = Enum(
         list(IDLE_TYPES),
         default_value="kernels_or_terminals",
@@ -264,7 +264,7 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Minutes before a kernel, terminal or the app is shut down at which a 'warning'
         event is emitted (for front ends), at most half the timeout. 0: no warnings.""",
-    )
+    ).tag(unit="minutes")
     dry_run = Bool(
         False,
         config=True,
@@ -282,19 +282,19 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Percent of one CPU core, averaged over utilization_window, above which a process
         tree counts as active.""",
-    )
+    ).tag(unit="percent")
     gpu_threshold = Float(
         10.0,
         config=True,
-        help="""GPU (SM) utilization percent above which a process counts as active. Needs pynvml
+        help="""Percent of GPU (SM) utilization above which a process counts as active. Needs pynvml
         or nvidia-smi; without a GPU only CPU is sampled.""",
-    )
+    ).tag(unit="percent")
     utilization_window = Float(
         60.0, config=True, help="""Seconds over which CPU use is averaged."""
-    )
+    ).tag(unit="seconds")
     utilization_interval = Float(
         10.0, config=True, help="""Seconds between two CPU/GPU samples (minimum 0.1)."""
-    )
+    ).tag(unit="seconds")
     exempt_kernel_names = List(
         Unicode(),
         config=True,
@@ -309,9 +309,9 @@ class AutoShutdown(ExtensionApp):
     max_keep_alive = Float(
         720.0,
         config=True,
-        help="""Longest keep-alive a user may ask for, in minutes (POST autoshutdown/api/keepalive).
+        help="""Minutes: the longest keep-alive a user may ask for (POST autoshutdown/api/keepalive).
         0 turns keep-alive off.""",
-    )
+    ).tag(unit="minutes")
     daily_stop_time = Unicode(
         "",
         config=True,

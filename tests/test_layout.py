@@ -125,3 +125,20 @@ def test_every_mutation_of_the_mutation_check_still_finds_its_protected_code(mon
     mutation_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mutation_check)
     assert mutation_check.MUTATIONS and not mutation_check.stale()
+
+
+def test_every_number_trait_states_its_unit_first():
+    """A duration's name may hide its unit (starting_timeout is minutes, shutdown_timeout
+    seconds): the unit is tagged (the docs table shows it) and opens the help text."""
+    from jupyter_autoshutdown.app import AutoShutdown
+
+    unitless = {"max_concurrent_shutdowns"}  # a count
+    wrong = []
+    for name, trait in AutoShutdown.class_own_traits(config=True).items():
+        if type(trait).__name__ not in ("Float", "Int") or name in unitless:
+            continue
+        unit = trait.metadata.get("unit")
+        word = unit[:-1] if unit and unit.endswith("s") else unit  # "Minutes" and "Minute" alike
+        if word is None or not (trait.help or "").lower().lstrip().startswith(word):
+            wrong.append(name)
+    assert not wrong, wrong
