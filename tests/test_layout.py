@@ -142,3 +142,10 @@ def test_every_number_trait_states_its_unit_first():
         if word is None or not (trait.help or "").lower().lstrip().startswith(word):
             wrong.append(name)
     assert not wrong, wrong
+
+
+def test_the_files_the_package_opens_by_path_are_where_it_looks():
+    from jupyter_autoshutdown.core.telemetry import EVENT_SCHEMA_PATH
+
+    assert EVENT_SCHEMA_PATH.is_file()
+    assert (PACKAGE / "openapi.json").is_file()
