@@ -142,6 +142,7 @@ async def test_hanging_app_action_times_out_and_never_runs_twice_at_once(jp_serv
     # The limit (1 s), then the kill and its grace: this shutdown ignores both.
     await wait_for(lambda: any("timed out" in e["message"] for e in extension.monitor.errors),
                    timeout=5 + KILL_GRACE_SECONDS)
+    # Reported only once the cancelled run has unwound (timeouts.CANCEL_GRACE_SECONDS).
     assert HangingAction.running == 0, "the timed-out run was cancelled"
     await wait_for(lambda: len(HangingAction.calls) >= 2, timeout=20)
     assert HangingAction.max_running == 1

@@ -13,9 +13,17 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+#: How long a timed-out call gets to honour its cancellation before we report the time-out, so
+#: that a report of "timed out" means the call has stopped (unless it ignores cancellation).
+CANCEL_GRACE_SECONDS = 1.0
+
 
 async def within(work: Awaitable[T], seconds: float) -> T:
-    """`await work` for at most `seconds`; on time out cancel it and raise asyncio.TimeoutError."""
+    """`await work` for at most `seconds`; on time out cancel it and raise asyncio.TimeoutError.
+
+    A cancelled call gets up to CANCEL_GRACE_SECONDS to unwind (its ``finally`` blocks run before
+    the time-out is reported); one that ignores its cancellation is left behind, never awaited.
+    """
     task = asyncio.ensure_future(work)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
@@ -26,6 +34,7 @@ async def within(work: Awaitable[T], seconds: float) -> T:
         # Not awaited: a call that ignores its cancellation must not hold us past the limit.
         task.cancel()
         task.add_done_callback(_retrieve)
+        await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)
         raise asyncio.TimeoutError
     return task.result()
 
