@@ -35,7 +35,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from jupyter_autoshutdown.act.monitor import Monitor
 from jupyter_autoshutdown.actions import NoAction
 from jupyter_autoshutdown.core.settings import Settings, SettingsStore
-from jupyter_autoshutdown.serve.service import build_monitor
+from jupyter_autoshutdown.serve.service import ServiceConfig, build_service
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 LOG = logging.getLogger("benchmark")
@@ -84,13 +84,14 @@ def our_monitor(kernel_manager: Any, timeout_seconds: float, terminal_manager: A
     """Our monitor on a kernel manager, with the extension's default options."""
     started = utcnow()
     serverapp = SimpleNamespace(
-        kernel_manager=kernel_manager, web_app=SimpleNamespace(last_activity=lambda: started)
+        kernel_manager=kernel_manager, web_app=SimpleNamespace(last_activity=lambda: started),
+        base_url="/",
     )
     store = SettingsStore(
         Settings(idle_timeout_minutes=timeout_seconds / 60, starting_timeout_minutes=0), None, LOG
     )
-    return build_monitor(serverapp=serverapp, store=store, action=NoAction(), log=LOG,
-                         terminal_manager=lambda: terminal_manager)
+    return build_service(ServiceConfig(action=NoAction()), serverapp=serverapp, store=store, log=LOG,
+                         terminal_manager=lambda: terminal_manager).monitor
 
 
 async def start_kernels(kernel_manager: Any, count: int, stagger: float = 0.0) -> list[str]:
@@ -192,7 +193,7 @@ async def mass_cull(culler: str, count: int, cpu: dict[str, float] | None = None
         # As in a running server, our monitor watches kernels as they start (observer.refresh);
         # its subscription's welcome message is then part of their start.
         monitor = our_monitor(kernel_manager, timeout)
-        await monitor.observer.refresh(lambda: False)
+        await monitor.observer.refresh(False)
     await wait_settled(kernel_manager, ids, quiet_seconds=timeout + 1.0)
     gc.collect()
     busy_before, total_before = machine_busy_ticks()

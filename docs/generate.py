@@ -20,12 +20,14 @@ def traits_page() -> str:
     lines = ["# Configuration traits", "",
              "Every setting of `c.AutoShutdown` (in any Jupyter config file, or "
              "`--AutoShutdown.<name>=<value>` on the command line), generated from the traits' help.",
-             "", "| trait | type | default | what it does |", "|---|---|---|---|"]
+             "", "| trait | unit | type | default | what it does |", "|---|---|---|---|---|"]
     for name, trait in sorted(AutoShutdown.class_traits(config=True).items()):
         if trait.this_class is not AutoShutdown and name not in AutoShutdown.__dict__:
             continue  # the ExtensionApp's own traits (open_browser, ...)
         default = _cell(trait.default_value_repr())
-        lines.append(f"| `{name}` | {type(trait).__name__} | `{default}` | {_cell(trait.help or '')} |")
+        unit = trait.metadata.get("unit", "")
+        kind = type(trait).__name__
+        lines.append(f"| `{name}` | {unit} | {kind} | `{default}` | {_cell(trait.help or '')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,9 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode, Union, validate
 
-from .act.documents import OpenDocuments
 from .act.hub_signal import REFRESH_SECONDS as HUB_REFRESH_SECONDS
-from .act.hub_signal import HubActivity, HubTarget
-from .act.monitor import MonitorOptions, utcnow
-from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE, ActivityFile
+from .act.monitor import MonitorOptions
+from .act.studio_signal import SAGEMAKER_ACTIVITY_FILE
 from .actions import (
     BUILTIN_ACTION_NAMES,
     SAGEMAKER_METADATA_PATH,
@@ -40,14 +37,10 @@ from .core.settings import (
     parse_minutes,
 )
 from .core.telemetry import Events
-from .observe.activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, PeopleActivity, compile_paths
-from .observe.exemptions import Exemptions
+from .observe.activity import DEFAULT_ACTIVITY_PATHS, SERVER_ACTIVITY_MODES, compile_paths
 from .observe.utilization import UtilizationSampler, nvml_reader
 from .serve.handlers import default_handlers
-from .serve.service import Service, build_monitor
-
-KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
-
+from .serve.service import ServiceConfig, build_service
 
 #: The oldest jupyter_server this extension runs on (pyproject's dependency says the same).
 MIN_SERVER_VERSION = (2, 4)
@@ -88,21 +81,21 @@ class AutoShutdown(ExtensionApp):
         help="""Minutes without activity after which an idle kernel is shut down (and, once no
         kernels remain, a terminal is removed and the app action runs). 0 turns auto-shutdown off.
         A runtime change over REST overrides this until this value itself is changed.""",
-    )
+    ).tag(unit="minutes")
     min_idle_timeout = Float(
         0.0,
         config=True,
-        help="""Operator limit: the shortest idle timeout, in minutes, a user may choose at run time
+        help="""Minutes (operator limit): the shortest idle timeout a user may choose at run time
         (REST, the front end, set-time-interval.sh). 0: no lower bound. A saved or static
         idle_timeout below it is raised to it at start (logged).""",
-    )
+    ).tag(unit="minutes")
     max_idle_timeout = Float(
         0.0,
         config=True,
-        help="""Operator limit: the longest idle timeout, in minutes, a user may choose at run time.
+        help="""Minutes (operator limit): the longest idle timeout a user may choose at run time.
         0: no upper bound (beyond one year). A saved or static idle_timeout above it is lowered to
         it at start (logged).""",
-    )
+    ).tag(unit="minutes")
     allow_disable = Bool(
         True,
         config=True,
@@ -127,11 +120,11 @@ class AutoShutdown(ExtensionApp):
     unsaved_grace_minutes = Float(
         5.0,
         config=True,
-        help="""Before the app action runs, open pages of this front end save the documents they
-        hold with unsaved changes. A document that cannot be saved (read-only, a conflict, an
-        error) holds the app action for at most this many minutes, then it runs anyway. 0: never
-        wait.""",
-    )
+        help="""Minutes: before the app action runs, open pages of this front end save the
+        documents they hold with unsaved changes. A document that cannot be saved (read-only, a
+        conflict, an error) holds the app action for at most this many minutes, then it runs
+        anyway. 0: never wait.""",
+    ).tag(unit="minutes")
     keep_terminals = Bool(
         False,
         config=True,
@@ -155,13 +148,13 @@ class AutoShutdown(ExtensionApp):
         help="""Minutes after which a kernel still in the 'starting' state (no client has talked to
         it, so no code has run in it) is shut down, if that is sooner than idle_timeout.
         0 means such kernels follow idle_timeout alone.""",
-    )
+    ).tag(unit="minutes")
     max_check_interval = Float(
         60.0,
         config=True,
-        help="""Maximum seconds between two checks. The checker wakes at each deadline anyway, so
+        help="""Seconds: the longest time between two checks. The checker wakes at each deadline anyway, so
         this only bounds how late it notices changes it is not told about (minimum 0.1).""",
-    )
+    ).tag(unit="seconds")
     max_concurrent_shutdowns = Int(
         8,
         config=True,
@@ -172,7 +165,7 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Seconds one kernel or terminal shutdown may take before it counts as failed and is
         retried later with backoff.""",
-    )
+    ).tag(unit="seconds")
     app_action = Unicode(
         "auto",
         config=True,
@@ -221,7 +214,7 @@ class AutoShutdown(ExtensionApp):
         utilization, a request in flight), and the true last activity otherwise, so that the hub's
         culler (jupyterhub-idle-culler) never stops a running cell. Keep it below the culler's
         timeout. 0 turns the reporting off.""",
-    )
+    ).tag(unit="seconds")
     sagemaker_method = Enum(
         ["auto", "endpoint", "boto3"],
         default_value="auto",
@@ -235,7 +228,7 @@ class AutoShutdown(ExtensionApp):
         300.0,
         config=True,
         help="""Seconds the app action may take before it counts as failed.""",
-    )
+    ).tag(unit="seconds")
     startup_grace_minutes = Float(
         5.0,
         min=0.0,
@@ -245,7 +238,7 @@ class AutoShutdown(ExtensionApp):
         tiny one (set by mistake) would stop a restarted server before anyone could reach it and
         change the setting. Only the app action waits: kernels and terminals are culled as
         usual. 0 turns it off (for an operator whose config sets a short timeout on purpose).""",
-    )
+    ).tag(unit="minutes")
     idle_type = Enum(
         list(IDLE_TYPES),
         default_value="kernels_or_terminals",
@@ -283,7 +276,7 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Minutes before a kernel, terminal or the app is shut down at which a 'warning'
         event is emitted (for front ends), at most half the timeout. 0: no warnings.""",
-    )
+    ).tag(unit="minutes")
     dry_run = Bool(
         False,
         config=True,
@@ -301,19 +294,19 @@ class AutoShutdown(ExtensionApp):
         config=True,
         help="""Percent of one CPU core, averaged over utilization_window, above which a process
         tree counts as active.""",
-    )
+    ).tag(unit="percent")
     gpu_threshold = Float(
         10.0,
         config=True,
-        help="""GPU (SM) utilization percent above which a process counts as active. Needs pynvml
+        help="""Percent of GPU (SM) utilization above which a process counts as active. Needs pynvml
         or nvidia-smi; without a GPU only CPU is sampled.""",
-    )
+    ).tag(unit="percent")
     utilization_window = Float(
         60.0, config=True, help="""Seconds over which CPU use is averaged."""
-    )
+    ).tag(unit="seconds")
     utilization_interval = Float(
         10.0, config=True, help="""Seconds between two CPU/GPU samples (minimum 0.1)."""
-    )
+    ).tag(unit="seconds")
     exempt_kernel_names = List(
         Unicode(),
         config=True,
@@ -328,9 +321,9 @@ class AutoShutdown(ExtensionApp):
     max_keep_alive = Float(
         720.0,
         config=True,
-        help="""Longest keep-alive a user may ask for, in minutes (POST autoshutdown/api/keepalive).
+        help="""Minutes: the longest keep-alive a user may ask for (POST autoshutdown/api/keepalive).
         0 turns keep-alive off.""",
-    )
+    ).tag(unit="minutes")
     daily_stop_time = Unicode(
         "",
         config=True,
@@ -484,17 +477,18 @@ class AutoShutdown(ExtensionApp):
         return service.refusal if service is not None else None
 
     def initialize_settings(self) -> None:
-        self.activity = PeopleActivity(self.server.base_url, self.activity_paths, log=self.log)
-        # The public hook by which tornado shows this tracker every request's start and end.
-        self._activity_transform = self.activity.transform()
-        self.server.web_app.add_transform(self._activity_transform)
         state_path = Path(self.state_file).expanduser() if self.state_file else default_state_path()
-        limits = self.limits()
         self.store = SettingsStore(
-            self.configured_settings(), StateFile(state_path, self.log), self.log, limits
+            self.configured_settings(), StateFile(state_path, self.log), self.log, self.limits()
         )
-        self.service = self._build_service(limits)
+        self.service = build_service(
+            self.service_config(), serverapp=self.server, store=self.store, log=self.log,
+            terminal_manager=self._terminal_manager, events=Events(self.serverapp, self.log),
+        )
+        # Kept as attributes for tests and for people reading a live server from a debugger.
         self.monitor = self.service.monitor
+        self.activity = self.service.activity
+        self.service.install()
         if self.service.refusal:
             self.log.error("auto-shutdown: %s", self.service.refusal)
         elif not hasattr(getattr(self.serverapp, "extension_manager", None), "start_all_extensions"):
@@ -502,9 +496,27 @@ class AutoShutdown(ExtensionApp):
             from tornado.ioloop import IOLoop
 
             IOLoop.current().add_callback(self._start_jupyter_server_extension, self.serverapp)
-        self.store.on_change(lambda _settings: self.monitor.wake())
-        # An answered write may release an app action that waited for it.
-        self.activity.on_change(self.monitor.wake)
+
+    def service_config(self) -> ServiceConfig:
+        """The traits, as the plain configuration build_service wires the extension from."""
+        return ServiceConfig(
+            action=self._load_app_action(),
+            activity_paths=tuple(self.activity_paths),
+            server_activity=self.server_activity,
+            exempt_kernel_names=tuple(self.exempt_kernel_names),
+            exempt_paths=tuple(self.exempt_paths),
+            sampler=self._sampler(),
+            activity_file_path=self.activity_file_path(),
+            hub_activity_refresh_seconds=self.hub_activity_refresh,
+            max_keep_alive_minutes=self.max_keep_alive,
+            shutdown_timeout_seconds=self.shutdown_timeout,
+            app_action_timeout_seconds=self.app_action_timeout,
+            startup_grace_seconds=self.startup_grace_minutes * 60.0,
+            max_concurrent_shutdowns=self.max_concurrent_shutdowns,
+            utilization_interval_seconds=self.utilization_interval,
+            options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
+            refusal=refusal_for_server(),
+        )
 
     def activity_file_path(self) -> Path | None:
         """The activity file to keep, if any (see sagemaker_activity_file)."""
@@ -515,51 +527,8 @@ class AutoShutdown(ExtensionApp):
             return Path(SAGEMAKER_ACTIVITY_FILE)
         return None
 
-    def _build_service(self, limits: Limits) -> Service:
-        events = Events(self.serverapp, self.log)
-        documents = OpenDocuments(clock=utcnow, log=self.log, events=events)
-        monitor = build_monitor(
-            serverapp=self.serverapp, store=self.store, action=self._load_app_action(), log=self.log,
-            terminal_manager=self._terminal_manager, activity=self.activity,
-            server_activity=self.server_activity,
-            exemptions=Exemptions(self.exempt_kernel_names, self.exempt_paths,
-                                  honour_opt_outs=limits.allow_user_exemptions),
-            sampler=self._sampler(), events=events, documents=documents,
-            max_keep_alive_minutes=self.max_keep_alive, shutdown_timeout_seconds=self.shutdown_timeout,
-            app_action_timeout_seconds=self.app_action_timeout,
-            startup_grace_seconds=self.startup_grace_minutes * 60.0,
-            max_concurrent_shutdowns=self.max_concurrent_shutdowns,
-            utilization_interval_seconds=self.utilization_interval,
-            options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
-        )
-        activity_file = None
-        path = self.activity_file_path()
-        if path is not None:
-            activity_file = ActivityFile(path, clock=monitor.clock, log=self.log, errors=monitor.errors)
-            monitor.on_publish(activity_file.published)
-        hub_activity = None
-        hub_target = HubTarget.from_environment() if self.hub_activity_refresh > 0 else None
-        if hub_target is not None:
-            hub_activity = HubActivity(hub_target, clock=monitor.clock, log=self.log, errors=monitor.errors,
-                                       refresh_seconds=self.hub_activity_refresh)
-            monitor.on_publish(hub_activity.published)
-        return Service(
-            hub_activity=hub_activity,
-            activity_file=activity_file, store=self.store, monitor=monitor, activity=self.activity,
-            keep_alives=monitor.keep_alives, documents=documents,
-            server_activity=self.server_activity, activity_paths=tuple(self.activity_paths),
-            refusal=refusal_for_server(),
-        )
-
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
-
-    async def _on_kernel_action(self, *, logger: Any, schema_id: str, data: Any) -> None:
-        # Called by jupyter_events with these keywords; it must never raise into a kernel action.
-        running = self.monitor.observer.kernel_requests
-        if running is not None and isinstance(data, dict) and data.get("action") == "restart":
-            running.restarted(str(data.get("kernel_id")))
-        self.monitor.wake()
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if self.service_refusal:
@@ -569,19 +538,7 @@ class AutoShutdown(ExtensionApp):
             self.log.error("auto-shutdown: not started: the extension failed to initialise (see above); "
                            "nothing will be shut down automatically")
             return
-        event_logger = getattr(serverapp, "event_logger", None)
-        if event_logger is not None:
-            # A kernel started or shut down by the user changes the deadlines: re-plan at once.
-            event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
-        self.monitor.start()
-        if self.service.activity_file is not None:
-            self.service.activity_file.start()
-            self.log.info("auto-shutdown: keeping %s true to these rules for SageMaker's idle shutdown",
-                          self.service.activity_file.path)
-        if self.service.hub_activity is not None:
-            self.service.hub_activity.start()
-            self.log.info("auto-shutdown: reporting activity to the hub at %s by these rules",
-                          self.service.hub_activity.url)
+        self.service.start()
         settings = self.store.current
         daily_stop = settings.daily_stop
         self.log.info(
@@ -603,21 +560,6 @@ class AutoShutdown(ExtensionApp):
 
     async def stop_extension(self) -> None:
         # Also called when initialize_settings failed partway: stopping the server must still work.
-        transform: Any = getattr(self, "_activity_transform", None)
-        with contextlib.suppress(ValueError, AttributeError):
-            self.server.web_app.transforms.remove(transform)
-        event_logger = getattr(self.serverapp, "event_logger", None)
-        if event_logger is not None:
-            # Not registered when the server stopped before our start hook ran.
-            with contextlib.suppress(Exception):
-                event_logger.remove_listener(
-                    schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
-                )
         service = getattr(self, "service", None)
-        if service is not None and service.activity_file is not None:
-            await service.activity_file.stop()
-        if service is not None and service.hub_activity is not None:
-            await service.hub_activity.stop()
-        monitor = getattr(self, "monitor", None)
-        if monitor is not None:
-            await monitor.stop()
+        if service is not None:
+            await service.stop()

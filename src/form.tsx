@@ -20,9 +20,28 @@ interface IDraft {
   cull_connected: boolean;
 }
 
+/** What a form says after saving: that it worked, or why not. */
+interface IFormMessage {
+  text: string;
+  kind: 'ok' | 'error';
+}
+
+/** The one place both forms show their message (announced to screen readers as a status). */
+function FormMessageView(props: { message: IFormMessage | null }): JSX.Element | null {
+  const message = props.message;
+  if (!message) {
+    return null;
+  }
+  return (
+    <div role="status" className={`jp-AutoShutdown-message jp-AutoShutdown-message-${message.kind}`}>
+      {message.text}
+    </div>
+  );
+}
+
 interface IFormState {
   draft: IDraft | null;
-  message: { text: string; kind: 'ok' | 'error' } | null;
+  message: IFormMessage | null;
   saving: boolean;
 }
 
@@ -106,11 +125,7 @@ export class SettingsForm extends React.Component<IFormProps, IFormState> {
             Revert
           </Button>
         </div>
-        {this.state.message && (
-          <div role="status" className={`jp-AutoShutdown-message jp-AutoShutdown-message-${this.state.message.kind}`}>
-            {this.state.message.text}
-          </div>
-        )}
+        <FormMessageView message={this.state.message} />
       </form>
     );
   }
@@ -218,7 +233,7 @@ interface IDailyStopProps {
 interface IDailyStopState {
   /** The time typed ('' with `none`), or null while nothing is being edited. */
   draft: { time: string; none: boolean } | null;
-  message: { text: string; kind: 'ok' | 'error' } | null;
+  message: IFormMessage | null;
   saving: boolean;
 }
 
@@ -293,11 +308,7 @@ export class DailyStopForm extends React.Component<IDailyStopProps, IDailyStopSt
             Reset to the operator&apos;s time
           </Button>
         </div>
-        {this.state.message && (
-          <div role="status" className={`jp-AutoShutdown-message jp-AutoShutdown-message-${this.state.message.kind}`}>
-            {this.state.message.text}
-          </div>
-        )}
+        <FormMessageView message={this.state.message} />
       </form>
     );
   }

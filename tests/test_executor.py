@@ -151,3 +151,36 @@ async def test_no_spinning_after_a_dry_run_report_once_nothing_is_due(jp_servera
     finally:
         session.close()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+
+async def test_a_timed_out_call_has_unwound_when_the_time_out_is_reported():
+    from jupyter_autoshutdown.core.timeouts import CANCEL_GRACE_SECONDS, within
+
+    unwound: list[bool] = []
+
+    async def hangs_then_cleans_up():
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwound.append(True)
+
+    with pytest.raises(asyncio.TimeoutError):
+        await within(hangs_then_cleans_up(), 0.05)
+    assert unwound == [True]
+
+    released = asyncio.Event()
+
+    async def ignores_its_cancellation():
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await released.wait()
+
+    started = time.monotonic()
+    stubborn = asyncio.ensure_future(ignores_its_cancellation())
+    with pytest.raises(asyncio.TimeoutError):
+        await within(stubborn, 0.05)
+    # Left behind after the grace, never awaited for ever.
+    assert time.monotonic() - started < 0.05 + CANCEL_GRACE_SECONDS + 2
+    assert not stubborn.done()
+    released.set()
+    await stubborn

@@ -142,6 +142,7 @@ async def test_hanging_app_action_times_out_and_never_runs_twice_at_once(jp_serv
     # The limit (1 s), then the kill and its grace: this shutdown ignores both.
     await wait_for(lambda: any("timed out" in e["message"] for e in extension.monitor.errors),
                    timeout=5 + KILL_GRACE_SECONDS)
+    # Reported only once the cancelled run has unwound (timeouts.CANCEL_GRACE_SECONDS).
     assert HangingAction.running == 0, "the timed-out run was cancelled"
     await wait_for(lambda: len(HangingAction.calls) >= 2, timeout=20)
     assert HangingAction.max_running == 1
@@ -195,8 +196,8 @@ async def test_timestamps_naive_future_and_missing(jp_serverapp, jp_fetch, monke
     monkeypatch.setitem(kernel_manager._kernels, missing_id,
                         SimpleNamespace(kernel_name="python3", execution_state="idle"))
     # What a check pass does when it reads the managers (explain() and plan() only read).
-    extension.monitor.observer.snapshot(now, record=True)
-    _, explanation = extension.monitor.explain(now)
+    extension.monitor.observer.snapshot(now, None, record=True)
+    _, explanation = extension.monitor.explain(now, extension.store.current)
     verdicts = {v.id: v for v in explanation.kernels}
     assert verdicts[naive_id].due
     assert 3599 <= verdicts[naive_id].idle_seconds <= 3601
@@ -278,7 +279,7 @@ async def test_any_value_of_a_record_affects_that_record_only(jp_serverapp, jp_f
                         far.replace(tzinfo=timezone(-timedelta(hours=5))))
     monkeypatch.setitem(kernel_manager._kernel_connections, odd_ids[2], "many")
     # What a check pass does when it reads the managers (plan() only reads).
-    extension.monitor.observer.snapshot(now, record=True)
+    extension.monitor.observer.snapshot(now, None, record=True)
     _, plan = extension.monitor.plan(now)  # raised OverflowError for every pass
     due = {v.id for v in plan.kernels_to_cull}
     assert healthy_id in due and odd_ids[2] in due  # an odd connection count counts as none

@@ -14,7 +14,7 @@ import pytest
 from helpers import KernelSession, extension_of, wait_for
 from server_process import TOKEN, KernelGatewayProcess, ServerProcess
 
-from jupyter_autoshutdown.core.records import K_CONNECTIONS, K_ID, K_LAST_ACTIVITY, K_STATE, as_utc
+from jupyter_autoshutdown.core.records import KernelInfo, as_utc
 from jupyter_autoshutdown.decide.policy import INCOMPLETE
 
 TIMEOUT_SECONDS = 3.0
@@ -235,15 +235,15 @@ async def test_reading_the_gateway_leaves_the_kernel_table_and_the_event_stream_
         seen = EventsSeen()
         jp_serverapp.event_logger.register_handler(seen)
         try:
-            await observer.refresh(lambda: True, fresh_for_seconds=0)  # a listing, as each pass
+            await observer.refresh(True, fresh_for_seconds=0)  # a listing, as each pass
             assert observer.remote_error is None
-            snapshot = observer.snapshot(datetime.now(timezone.utc))
+            snapshot = observer.snapshot(datetime.now(timezone.utc), None)
             assert await observer.refresh_remote_kernel(live_id) is True  # before a shutdown
             assert await observer.refresh_remote_kernel(gone_id) is False
             assert observer.kernels_remain()
             fresh_live, fresh_gone = observer.read_kernel(live_id), observer.read_kernel(gone_id)
-            await observer.refresh(lambda: True, fresh_for_seconds=0)  # the next pass's listing
-            again = observer.snapshot(datetime.now(timezone.utc))
+            await observer.refresh(True, fresh_for_seconds=0)  # the next pass's listing
+            again = observer.snapshot(datetime.now(timezone.utc), None)
         finally:
             jp_serverapp.event_logger.remove_handler(seen)
 
@@ -252,12 +252,12 @@ async def test_reading_the_gateway_leaves_the_kernel_table_and_the_event_stream_
         assert seen.events == []
         # What we read is the gateway's: the kernel it no longer has is not ours to watch.
         assert not snapshot.errors, snapshot.errors
-        assert [kernel[K_ID] for kernel in snapshot.kernels] == [live_id]
+        assert [KernelInfo._make(kernel).id for kernel in snapshot.kernels] == [live_id]
         for record in (snapshot.kernels[0], fresh_live):
-            assert record[K_STATE] == gateway_model["execution_state"]
-            assert record[K_CONNECTIONS] == gateway_model["connections"]
-            assert record[K_LAST_ACTIVITY] == as_utc(gateway_model["last_activity"])
+            assert KernelInfo._make(record).execution_state == gateway_model["execution_state"]
+            assert KernelInfo._make(record).connections == gateway_model["connections"]
+            assert KernelInfo._make(record).last_activity == as_utc(gateway_model["last_activity"])
         assert fresh_gone is None
-        assert [kernel[K_ID] for kernel in again.kernels] == [live_id] and not again.errors
+        assert [KernelInfo._make(kernel).id for kernel in again.kernels] == [live_id] and not again.errors
     finally:
         await kernel_manager.shutdown_all()  # before the gateway stops (the gone one: a 404, ignored)

@@ -172,7 +172,7 @@ async def test_kernel_that_turns_busy_after_the_decision_is_spared(
 
     msg_id = await client.send_execute("time.sleep(1)")
     await wait_for(lambda: kernel.execution_state == "busy")
-    monitor.dispatch(plan, now)  # the stale plan still says "cull"
+    monitor.dispatch(plan, monitor.store.current, now)  # the stale plan still says "cull"
     assert await monitor.executor.wait() == [False]  # the job's re-check spared it
     assert not kernel_gone(jp_serverapp, kernel_id), "a kernel that turned busy must be spared"
     await client.wait_idle(msg_id)

@@ -114,3 +114,39 @@ def test_every_stage_says_what_it_owns_and_may_import():
     for stage in ALLOWED_IMPORTS:
         doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text())) or ""
         assert "Imports:" in doc or "imports `core`" in doc, stage
+
+
+def test_every_mutation_of_the_mutation_check_still_finds_its_protected_code(monkeypatch):
+    import importlib.util
+
+    monkeypatch.chdir(PACKAGE.parent)
+    script = PACKAGE.parent / "tests" / "mutation_check.py"
+    spec = importlib.util.spec_from_file_location("mutation_check", script)
+    assert spec is not None and spec.loader is not None
+    mutation_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation_check)
+    assert mutation_check.MUTATIONS and not mutation_check.stale()
+
+
+def test_every_number_trait_states_its_unit_first():
+    """A duration's name may hide its unit (starting_timeout is minutes, shutdown_timeout
+    seconds): the unit is tagged (the docs table shows it) and opens the help text."""
+    from jupyter_autoshutdown.app import AutoShutdown
+
+    unitless = {"max_concurrent_shutdowns"}  # a count
+    wrong = []
+    for name, trait in AutoShutdown.class_own_traits(config=True).items():
+        if type(trait).__name__ not in ("Float", "Int") or name in unitless:
+            continue
+        unit = trait.metadata.get("unit")
+        word = unit[:-1] if unit and unit.endswith("s") else unit  # "Minutes" and "Minute" alike
+        if word is None or not (trait.help or "").lower().lstrip().startswith(word):
+            wrong.append(name)
+    assert not wrong, wrong
+
+
+def test_the_files_the_package_opens_by_path_are_where_it_looks():
+    from jupyter_autoshutdown.core.telemetry import EVENT_SCHEMA_PATH
+
+    assert EVENT_SCHEMA_PATH.is_file()
+    assert (PACKAGE / "openapi.json").is_file()

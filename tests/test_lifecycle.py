@@ -206,7 +206,7 @@ def stub_install(venv_python, version):
     package = site / "jupyter_autoshutdown"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "cli/commands.py").write_text("import sys\nsys.exit(3)\n")
+    (package / "client.py").write_text("import sys\nsys.exit(3)\n")
     info = site / f"jupyter_autoshutdown-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: jupyter_autoshutdown\nVersion: {version}\n")

@@ -34,7 +34,7 @@ async def test_settings_changed_after_the_decision_take_effect_at_the_recheck(
     _, plan = extension.monitor.plan(later)
     assert [v.id for v in plan.kernels_to_cull] == [kernel_id]
     await api(jp_fetch, *SETTINGS, method="PATCH", body={"idle_timeout_minutes": 60})
-    extension.monitor.dispatch(plan, later)
+    extension.monitor.dispatch(plan, extension.store.current, later)
     assert await extension.monitor.executor.wait() == [False]
     assert kernel_id in jp_serverapp.kernel_manager
 

@@ -88,7 +88,7 @@ async def test_app_action_runs_once_and_only_when_nothing_is_left(jp_serverapp, 
     await wait_for(lambda: name not in terminal_manager(jp_serverapp).terminals, timeout=15)
     assert RecordingAction.calls == [], "the app action must wait a full timeout after the last one went"
     await wait_for(lambda: RecordingAction.calls, timeout=15, what="the app action")
-    gone_at = extension.monitor.empty_since
+    gone_at = extension.monitor.app.empty_since
     assert RecordingAction.calls[0] - gone_at >= timedelta(seconds=TIMEOUT_SECONDS)
     # Several more passes past another timeout: it does not run again without new activity.
     await wait_pass_after(extension, RecordingAction.calls[0] + timedelta(seconds=2 * TIMEOUT_SECONDS))

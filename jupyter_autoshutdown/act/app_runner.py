@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..actions import ActionContext, ActionDeferred, AppAction, description_of, own_schedule_of
-from ..core.records import K_ID, T_NAME, Snapshot, terminal_key
+from ..core.records import Snapshot
 from ..core.settings import SettingsStore
 from ..core.telemetry import SHUTDOWNS, ErrorLog, Events
 from ..core.timeouts import within
 from ..decide.policy import AppState, Plan
+from ..observe.observer import live_keys
 from .documents import OpenDocuments
 
 
@@ -54,6 +55,8 @@ class AppActionRunner:
         self.saves_until: datetime | None = None
         self.waiting_for: tuple[str, ...] = ()
         self._saves_version = -1
+        #: Since when nothing (no kernel, no terminal) has been left; None while something is.
+        self.empty_since: datetime | None = None
         self.fired_at: datetime | None = None
         self.last_result: str | None = None
         self.last_error: str | None = None
@@ -86,9 +89,10 @@ class AppActionRunner:
             self.errors.record(f"asking app action '{self.name}' what it stops failed: {error!r}")
             return None
 
-    def state(self, empty_since: datetime | None) -> AppState:
+    def state(self) -> AppState:
+        """Everything about the app action the policy decides on (with a pass's snapshot)."""
         own = self.own_schedule()
-        return AppState(action=self.name, empty_since=empty_since, fired_at=self.fired_at,
+        return AppState(action=self.name, empty_since=self.empty_since, fired_at=self.fired_at,
                         own_schedule=own, own_run_at=self.run_at if own is not None else None,
                         not_before=self.not_before)
 
@@ -129,10 +133,19 @@ class AppActionRunner:
         self.saves_until, self.waiting_for = barrier.until, barrier.waiting_for
         return True
 
-    def note_resources(self, snapshot: Snapshot, now: datetime) -> None:
-        """An action on its own schedule runs at once when the kernels or terminals changed."""
-        resources = frozenset([kernel[K_ID] for kernel in snapshot.kernels]
-                              + [terminal_key(t[T_NAME]) for t in snapshot.terminals])
+    def note_pass(self, snapshot: Snapshot, now: datetime) -> None:
+        """What a pass's snapshot tells the app action: since when nothing is left (an unreadable
+        manager is not "nothing"), and, for an action on its own schedule, whether the kernels or
+        terminals changed (then it runs at once)."""
+        if snapshot.kernels or snapshot.terminals or snapshot.errors:
+            self.empty_since = None
+        elif self.empty_since is None:
+            self.empty_since = now
+        if not snapshot.errors and self.own_schedule() is not None:
+            self._note_resources(snapshot, now)
+
+    def _note_resources(self, snapshot: Snapshot, now: datetime) -> None:
+        resources = frozenset(live_keys(snapshot.kernels, snapshot.terminals))
         changed = self._own_resources is not None and resources != self._own_resources
         if changed and (self.run_at is None or self.run_at > now):
             self.run_at = now

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.records import APP_KEY, ResourceKey, ident_of, kind_of
 from ..core.telemetry import FAILURES, ErrorLog, Events
+from ..core.timeouts import backoff_seconds
 
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -62,7 +63,7 @@ class Executor:
         self._jobs: dict[Key, asyncio.Task[bool]] = {}
         #: Shutdowns still finishing after their job gave up on them (see run_with_limit).
         self._stragglers: set[asyncio.Future[Any]] = set()
-        self._semaphore: asyncio.Semaphore | None = None  # made in the running loop (Python 3.9)
+        self._semaphore = asyncio.Semaphore(self.max_concurrent)
 
     # ---- what may run ------------------------------------------------------------------------
 
@@ -93,8 +94,6 @@ class Executor:
         """Start `job` for `key` unless one runs already; True when started."""
         if self.running(key):
             return False
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.max_concurrent)
         kind, ident = kind_of(key), ident_of(key)
         self._jobs[key] = asyncio.create_task(
             self._run(key, job), name=f"jupyter_autoshutdown.{kind}.{ident or self.action_name}"
@@ -105,7 +104,6 @@ class Executor:
         try:
             if key == APP_KEY:
                 return await self._guarded(key, job)  # never waits behind kernel shutdowns
-            assert self._semaphore is not None
             async with self._semaphore:
                 return await self._guarded(key, job)
         finally:
@@ -124,7 +122,7 @@ class Executor:
         except Exception as error:
             failure = self.failures.get(key)
             attempts = failure.attempts + 1 if failure else 1
-            backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (attempts - 1))
+            backoff = backoff_seconds(attempts, BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS)
             self.failures[key] = Failure(attempts, self.clock() + timedelta(seconds=backoff))
             error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
             target = f"{kind} {ident}" if ident else f"app action '{self.action_name}'"

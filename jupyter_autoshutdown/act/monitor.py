@@ -19,11 +19,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
 
 from ..core.records import APP_KEY, Snapshot, key_of, terminal_key
-from ..core.settings import SettingsStore
+from ..core.settings import Settings, SettingsStore
 from ..core.telemetry import LAST_CHECK, PASSES, SECONDS_UNTIL_NEXT, ErrorLog, Events
 from ..decide.policy import AppActivity, Explanation, Plan, app_activity, decide, explain
 from ..observe.keepalive import KeepAlives
@@ -38,9 +38,6 @@ MIN_SLEEP_SECONDS = 0.02
 #: How long stop() waits for the loop task after cancelling it.
 STOP_TIMEOUT_SECONDS = 5.0
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -90,10 +87,8 @@ class Monitor:
         self.clock: Callable[[], datetime] = observer.clock
         self.started_at = observer.started_at
         self.result = PassResult(0, None, None)
-        #: Since when nothing (no kernel, no terminal) has been left; None while something is.
-        self.empty_since: datetime | None = None
         #: Warnings and dry-run reports (act/notices.py).
-        self.notices = Notices(store=store, clock=self.clock, log=log, events=events)
+        self.notices = Notices(clock=self.clock, log=log, events=events)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[PassResult], None]] = []
@@ -121,22 +116,24 @@ class Monitor:
         return self.executor.failures.get(key_of(kind, ident))
 
     def plan(self, now: datetime) -> tuple[Snapshot, Plan]:
-        """What the policy decides right now; changes nothing."""
-        snapshot = self.observer.snapshot(now)
-        return snapshot, decide(snapshot, self.store.current, now, self.app.state(self.empty_since))
+        """What the policy decides right now (the app action's re-check); changes nothing."""
+        settings = self.store.current
+        snapshot = self.observer.snapshot(now, settings.daily_stop)
+        return snapshot, decide(snapshot, settings, now, self.app.state())
 
-    def explain(self, now: datetime) -> tuple[Snapshot, Explanation]:
-        """Every resource's verdict right now, for `status`; changes nothing."""
-        snapshot = self.observer.snapshot(now)
-        return snapshot, explain(snapshot, self.store.current, now, self.app.state(self.empty_since))
+    def explain(self, now: datetime, settings: Settings) -> tuple[Snapshot, Explanation]:
+        """Every resource's verdict right now, for `status`; changes nothing.
+
+        A fresh reading, not the last pass's: a pass runs only at deadlines, and a kernel used
+        since then would show a countdown that no longer holds. Reading and the policy change
+        nothing, so a GET stays a GET."""
+        snapshot = self.observer.snapshot(now, settings.daily_stop)
+        return snapshot, explain(snapshot, settings, now, self.app.state())
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            # Made again inside the running loop: on Python 3.9 these bind to the loop current at
-            # creation, and __init__ runs before the server's loop starts.
-            self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.act.monitor")
             self.observer.start()
 
@@ -203,11 +200,15 @@ class Monitor:
 
     # ---- one pass --------------------------------------------------------------------------
 
-    def _remote_kernel_due(self) -> bool:
-        """On the remote records held: is a kernel due or warned about, or the app action due?"""
-        _, plan = self.plan(self.clock())
-        return bool(plan.kernels_to_cull or plan.app.due
-                    or any(verdict.kind == "kernel" for verdict in plan.warnings))
+    def _deadline_reached(self, now: datetime) -> bool:
+        """Whether the last plan had something due, or a deadline or warning that has come by
+        `now`: then a gateway's kernels are read fresh before this pass decides on them."""
+        plan = self.result.plan
+        if plan is None:
+            return True
+        if plan.kernels_to_cull or plan.terminals_to_cull or plan.app.due:
+            return True
+        return any(at is not None and at <= now for at in (plan.next_deadline, plan.next_warning))
 
     async def run_pass(self) -> bool:
         """One check: returns True when it started a shutdown or the app action (see executor)."""
@@ -220,10 +221,10 @@ class Monitor:
         fresh_for = self.options.max_check_interval_seconds
         if settings.enabled:
             fresh_for = min(fresh_for, settings.idle_timeout_seconds)
-        await observer.refresh(self._remote_kernel_due, fresh_for)
+        await observer.refresh(self._deadline_reached(self.clock()), fresh_for)
         now = self.clock()
         self.keep_alives.expire(now)
-        snapshot = observer.snapshot(now, record=True)
+        snapshot = observer.snapshot(now, settings.daily_stop, record=True)
         notices = self.notices
         tables = notices.warned or notices.dry_run_reported or self.executor.failures
         if observer.prune(snapshot) and tables:
@@ -231,27 +232,22 @@ class Monitor:
             live = live_keys(snapshot.kernels, snapshot.terminals)
             notices.forget(live)
             self.executor.forget(live)
-        if snapshot.kernels or snapshot.terminals or snapshot.errors:
-            self.empty_since = None
-        elif self.empty_since is None:
-            self.empty_since = now
+        self.app.note_pass(snapshot, now)  # since when nothing is left; may move its next look
         for message in snapshot.errors:
             if not message.startswith(REMOTE_FAILED):  # recorded once per failed listing
                 self.errors.record(message)
-        if self.app.own_schedule() is not None and not snapshot.errors:
-            self.app.note_resources(snapshot, now)  # may move its next look to now
         # Reading and deciding in two steps of the event loop: over thousands of resources each
         # takes milliseconds, and the server's other work runs between them. The decision is for
         # `now`, and every shutdown re-checks its target first.
         await asyncio.sleep(0)
-        # Decided after empty_since is updated: the app's idle period may start at this pass.
-        plan = decide(snapshot, settings, now, self.app.state(self.empty_since))
+        # Decided after the app noted this pass: its idle period may start at this pass.
+        plan = decide(snapshot, settings, now, self.app.state())
         self.log.debug(
             "auto-shutdown: pass %d: %d kernel(s), %d terminal(s), next deadline %s",
             self.count + 1, len(snapshot.kernels), len(snapshot.terminals), plan.next_deadline,
         )
         self.notices.warn(plan)
-        acted = self.dispatch(plan, now)
+        acted = self.dispatch(plan, settings, now)
         self.result = PassResult(self.result.count + 1, now, plan, self.result.next_check,
                                  app_activity(snapshot, settings, now))
         for listener in self._listeners:
@@ -265,10 +261,10 @@ class Monitor:
         SECONDS_UNTIL_NEXT.set((min(upcoming) - now).total_seconds() if upcoming else -1)
         return acted
 
-    def dispatch(self, plan: Plan, now: datetime) -> bool:
+    def dispatch(self, plan: Plan, settings: Settings, now: datetime) -> bool:
         """Hand what is due to the executor; True when a job started (they run on their own)."""
         if self.options.dry_run:
-            self.notices.report_dry_run(plan, now, self.app.name)
+            self.notices.report_dry_run(plan, settings, now, self.app.name)
             return False
         executor, jobs = self.executor, self.jobs
         started = False

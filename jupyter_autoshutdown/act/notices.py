@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 
 from ..core.records import ResourceKey, key_of
-from ..core.settings import SettingsStore
+from ..core.settings import Settings
 from ..core.telemetry import WARNINGS, Events
 from ..decide.policy import Plan, Verdict, dry_run_due
 
@@ -27,9 +27,8 @@ def describe(verdict: Verdict) -> str:
 
 
 class Notices:
-    def __init__(self, *, store: SettingsStore, clock: Callable[[], datetime], log: logging.Logger,
+    def __init__(self, *, clock: Callable[[], datetime], log: logging.Logger,
                  events: Events | None = None) -> None:
-        self.store = store
         self.clock = clock
         self.log = log
         self.events = events
@@ -66,7 +65,7 @@ class Notices:
                 self.events.emit("warning", verdict.kind, verdict.id, message, reason=verdict.reason,
                                  idle_seconds=verdict.idle_seconds, shutdown_at=verdict.deadline)
 
-    def report_dry_run(self, plan: Plan, now: datetime, action_name: str) -> None:
+    def report_dry_run(self, plan: Plan, settings: Settings, now: datetime, action_name: str) -> None:
         """Log and report what would be shut down (policy.dry_run_due says when again)."""
         due = [*plan.kernels_to_cull, *plan.terminals_to_cull]
         if plan.app.due:
@@ -74,7 +73,7 @@ class Notices:
                                plan.app.reason))
         for verdict in due:
             key = verdict_key(verdict)
-            report_again = dry_run_due(self.dry_run_reported.get(key), self.store.current, now)
+            report_again = dry_run_due(self.dry_run_reported.get(key), settings, now)
             if report_again is None:
                 continue
             self.dry_run_reported[key] = report_again

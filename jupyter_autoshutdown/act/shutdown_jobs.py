@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..core.records import K_NAME, KernelInfo
 from ..core.settings import SettingsStore
 from ..core.telemetry import SHUTDOWNS, Events
 from ..core.timeouts import within
@@ -46,7 +45,7 @@ class ShutdownJobs:
         if not await observer.refresh_remote_kernel(planned.id):
             return False  # the gateway no longer has it
         #: Set by the shutdown task once the re-check has found the kernel still due.
-        decided: list[tuple[Verdict, KernelInfo]] = []
+        decided: list[tuple[Verdict, str]] = []  # (verdict, kernel name)
 
         async def recheck_then_shut_down() -> None:
             # The task's first step: the re-check and the start of jupyter_server's shutdown run
@@ -55,15 +54,17 @@ class ShutdownJobs:
             if fresh is None:
                 return  # already gone
             now = observer.clock()
-            verdict = kernel_verdict(fresh, self.store.current, now, observer.signals_now(now))
+            settings = self.store.current  # the settings in force now, as the shutdown runs
+            verdict = kernel_verdict(fresh, settings, now, observer.signals_now(now, settings.daily_stop))
             if not verdict.due:
                 self.log.info("auto-shutdown: sparing kernel %s: %s", planned.id, verdict.reason)
                 return
+            _kernel_id, kernel_name, *_ = fresh
             self.log.info(
                 "auto-shutdown: shutting down kernel %s (%s): idle for %.0f s (%s)",
-                planned.id, fresh[K_NAME], verdict.idle_seconds or 0.0, verdict.reason,
+                planned.id, kernel_name, verdict.idle_seconds or 0.0, verdict.reason,
             )
-            decided.append((verdict, fresh))
+            decided.append((verdict, kernel_name))
             await kernel_manager.shutdown_kernel(planned.id)
 
         in_time = await self.executor.run_with_limit(
@@ -74,11 +75,11 @@ class ShutdownJobs:
         )
         if not decided:
             return False
-        verdict, fresh = decided[0]
+        verdict, kernel_name = decided[0]
         if planned.id in kernel_manager:
             raise RuntimeError("the kernel manager still lists the kernel after its shutdown")
         how = "shut down" if in_time else "killed (its shutdown took too long)"
-        self._record(verdict, f"kernel {planned.id} ({fresh[K_NAME]}) {how}")
+        self._record(verdict, f"kernel {planned.id} ({kernel_name}) {how}")
         return True
 
     def _killer(self, kernel_id: str) -> Callable[[], Awaitable[None]] | None:
@@ -107,8 +108,9 @@ class ShutdownJobs:
         if terminal_manager is None or fresh is None:
             return False
         now = observer.clock()
-        verdict = terminal_verdict(fresh, self.store.current, now, observer.kernels_remain(),
-                                   observer.signals_now(now))
+        settings = self.store.current  # the settings in force now, as the removal runs
+        verdict = terminal_verdict(fresh, settings, now, observer.kernels_remain(),
+                                   observer.signals_now(now, settings.daily_stop))
         if not verdict.due:
             self.log.info("auto-shutdown: sparing terminal %s: %s", planned.id, verdict.reason)
             return False

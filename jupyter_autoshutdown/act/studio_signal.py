@@ -101,7 +101,6 @@ class ActivityFile:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            self._published = asyncio.Event()  # bound to the running loop (Python 3.9)
             if self._result is not None:
                 self._published.set()
             self._task = asyncio.create_task(self._loop(), name="jupyter_autoshutdown.act.studio_signal")

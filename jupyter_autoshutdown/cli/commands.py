@@ -47,6 +47,8 @@ import requests
 
 from ..core.auth import request_headers
 from ..core.hub_api import DEFAULT_PAGE_SIZE, PAGINATION_MEDIA_TYPE, read_users_page, servers_of, users_url
+from ..core.routes import KEEPALIVE_ROUTE, SAGEMAKER_ROUTE, SETTINGS_ROUTE, STATUS_ROUTE
+from ..core.settings import MAX_MINUTES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -57,15 +59,10 @@ EXIT_NOT_RUNNING = 5
 EXIT_REJECTED = 6
 EXIT_AUTH = 7
 
-IDLE_CHECKER = "sagemaker-studio-autoshutdown/idle_checker"
-STATUS = "autoshutdown/api/status"
-KEEPALIVE = "autoshutdown/api/keepalive"
 SESSIONS = "api/sessions"
-MAX_MINUTES = 525_600.0
 #: `set` asks before a timeout under this many minutes (0, off, is not asked about): with an app
 #: action, such a timeout stops the server within moments of its being idle.
 CONFIRM_BELOW_MINUTES = 5.0
-SETTINGS = "autoshutdown/api/settings"
 #: A last check older than this many check intervals (plus slack) means the checker is stuck.
 STALE_INTERVALS = 2
 STALE_SLACK_SECONDS = 10.0
@@ -216,7 +213,7 @@ def set_time_interval(server: Server, minutes: float, keep_terminals: bool | Non
     body: dict[str, Any] = {"idle_time": minutes}
     if keep_terminals is not None:
         body["keep_terminals"] = keep_terminals
-    response = call(server, "POST", IDLE_CHECKER, body=body, timeout=timeout)
+    response = call(server, "POST", SAGEMAKER_ROUTE, body=body, timeout=timeout)
     if response.status_code == 400:
         message = _json(response).get("message", response.text)
         raise ClientError(EXIT_REJECTED, f"the server rejected the value: {message}")
@@ -253,8 +250,8 @@ class Health:
 
 def check_health(server: Server, timeout: float = 10.0) -> Health:
     try:
-        compat = _json(call(server, "GET", IDLE_CHECKER, timeout=timeout))
-        status_response = call(server, "GET", STATUS, timeout=timeout, missing_ok=True)
+        compat = _json(call(server, "GET", SAGEMAKER_ROUTE, timeout=timeout))
+        status_response = call(server, "GET", STATUS_ROUTE, timeout=timeout, missing_ok=True)
         status = _json(status_response) if status_response.status_code == 200 else None
     except ClientError as error:
         return Health(error.code, error.message, {"server": server.label or server.url})
@@ -553,7 +550,7 @@ def _idle_for(kernel: dict[str, Any]) -> str:
 
 def read_status(server: Server, timeout: float = 10.0) -> dict[str, Any]:
     """The server's status, each kernel with the path of its notebook or console where known."""
-    status = _json(call(server, "GET", STATUS, timeout=timeout))
+    status = _json(call(server, "GET", STATUS_ROUTE, timeout=timeout))
     sessions_response = call(server, "GET", SESSIONS, timeout=timeout, missing_ok=True)
     paths: dict[str, str] = {}
     if sessions_response.status_code == 200:
@@ -624,9 +621,9 @@ def keep_alive(server: Server, minutes: float | None, kernel: str | None, termin
     target = {"kernel_id": kernel} if kernel else {"terminal": terminal} if terminal else {}
     if minutes is None:
         query = "&".join(f"{key}={value}" for key, value in target.items())
-        response = call(server, "DELETE", KEEPALIVE + (f"?{query}" if query else ""), timeout=timeout)
+        response = call(server, "DELETE", KEEPALIVE_ROUTE + (f"?{query}" if query else ""), timeout=timeout)
     else:
-        response = call(server, "POST", KEEPALIVE, body={"minutes": minutes, **target}, timeout=timeout)
+        response = call(server, "POST", KEEPALIVE_ROUTE, body={"minutes": minutes, **target}, timeout=timeout)
     if response.status_code == 400:
         raise ClientError(EXIT_REJECTED, f"the server rejected it: {_json(response).get('message')}")
     if response.status_code != 200:
@@ -906,12 +903,12 @@ def reset_server(server: Server, timeout: float = 10.0) -> dict[str, Any]:
     """Bring a running server back to its operator's settings (DELETE autoshutdown/api/settings)."""
     from ..core.settings import DAILY_STOP_FIELDS, RUNTIME_FIELDS
 
-    current = _json(call(server, "GET", SETTINGS, timeout=timeout))
+    current = _json(call(server, "GET", SETTINGS_ROUTE, timeout=timeout))
     fields = [key for key in RUNTIME_FIELDS if key in current and key not in DAILY_STOP_FIELDS]
     if current.get("allow_user_daily_stop"):
         fields.append("daily_stop")
     query = "&".join(f"field={field}" for field in fields)
-    response = call(server, "DELETE", f"{SETTINGS}?{query}", timeout=timeout)
+    response = call(server, "DELETE", f"{SETTINGS_ROUTE}?{query}", timeout=timeout)
     if response.status_code != 200:
         raise ClientError(EXIT_FAILED, f"unexpected reply ({response.status_code}): {response.text[:200]}")
     return _json(response)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 #: Timestamps from managers are UTC by Jupyter's convention; a naive one is read as UTC.
 UTC = timezone.utc
@@ -17,6 +17,11 @@ UTC = timezone.utc
 NOT_RUNNING_STATES = frozenset({"starting", "restarting", "autorestarting", "dead"})
 #: Later activity times are ignored (as missing): any timeout added to them would overflow.
 LATEST_PLAUSIBLE = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """The one clock every part is given by default (tests and benchmarks give their own)."""
+    return datetime.now(UTC)
 
 
 def as_utc(value: Any) -> datetime | None:
@@ -69,8 +74,20 @@ def ident_of(key: ResourceKey) -> str:
     return key[len(TERMINAL_PREFIX):] if key.startswith(TERMINAL_PREFIX) else key
 
 
+#: A kernel as readers give it and the policy reads it, unpacked where it is used:
+#: ``kernel_id, name, execution_state, last_activity, connections = kernel``.
+#: A plain tuple on purpose: a pass holds thousands of records, and CPython stops tracking a plain
+#: tuple of atomic values in the garbage collector, which it never does for a tuple subclass such
+#: as a NamedTuple. Measured (benchmarks/README.md, "A house you can see"): NamedTuple records made
+#: the pass 1.4 times as costly and the longest loop block 4 times as long (full collections).
+KernelRecord = tuple[str, str, str, datetime | None, int]
+#: A terminal: ``name, last_activity = terminal`` (a plain tuple, as KernelRecord).
+TerminalRecord = tuple[str, datetime | None]
+
+
 class KernelInfo(NamedTuple):
-    """The shape of a kernel record. Readers return plain tuples in this order (see K_*)."""
+    """A kernel record with its fields named, where speed does not matter (status, tests): it is
+    a KernelRecord too, and ``KernelInfo._make(record)`` names a plain one."""
 
     id: str
     name: str
@@ -80,32 +97,18 @@ class KernelInfo(NamedTuple):
 
 
 class TerminalInfo(NamedTuple):
-    """The shape of a terminal record. Readers return plain tuples in this order (see T_*)."""
+    """A terminal record with its fields named (see KernelInfo)."""
 
     name: str
     last_activity: datetime | None
-
-
-# Field positions. A pass holds thousands of records: as plain tuples of atomic values, CPython
-# stops tracking them in the garbage collector, which it never does for a tuple subclass such as
-# a NamedTuple; tracked records made full collections run 4 times as often during passes
-# (benchmarks/README.md). Policy code reads records by these positions, so NamedTuples work too.
-# Final literals, so that type checkers know each field's type at its position.
-K_ID: Final = 0
-K_NAME: Final = 1
-K_STATE: Final = 2
-K_LAST_ACTIVITY: Final = 3
-K_CONNECTIONS: Final = 4
-T_NAME: Final = 0
-T_LAST_ACTIVITY: Final = 1
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Everything the policy looks at, taken at one moment."""
 
-    kernels: tuple[KernelInfo, ...]
-    terminals: tuple[TerminalInfo, ...]
+    kernels: tuple[KernelRecord, ...]
+    terminals: tuple[TerminalRecord, ...]
     #: The latest activity the server knows of (see observe/activity.py: by default what people do, kernel
     #: and terminal traffic, server start).
     server_last_activity: datetime

@@ -477,7 +477,7 @@ class SettingsStore:
         )
         self.last_persist_error: str | None = None
         self._listeners: list[Callable[[Settings], None]] = []
-        self._write_lock: asyncio.Lock | None = None  # made in the running loop (Python 3.9)
+        self._write_lock = asyncio.Lock()
 
     def _load_overrides(self, configured: Settings) -> Settings:
         if self.state_file is None:
@@ -593,8 +593,6 @@ class SettingsStore:
         if self.state_file is None:
             return True
         state_file = self.state_file
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
         async with self._write_lock:
             # Read at write time under the lock, so the last write holds the newest value. Only
             # what was changed at run time is written: the rest stays the static config's (and

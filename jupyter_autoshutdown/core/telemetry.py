@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_autoshutdown/v1"
-EVENT_SCHEMA_PATH = Path(__file__).parent / "event_schemas" / "autoshutdown-v1.yaml"
+EVENT_SCHEMA_PATH = Path(__file__).parent.parent / "event_schemas" / "autoshutdown-v1.yaml"
 
 # Created at import, as jupyter_server's own metrics are: they join the default registry that the
 # server's /metrics handler serves.

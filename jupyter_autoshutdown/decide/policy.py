@@ -57,16 +57,10 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from ..core.records import (
-    K_CONNECTIONS,
-    K_ID,
-    K_LAST_ACTIVITY,
-    K_STATE,
-    T_LAST_ACTIVITY,
-    T_NAME,
     TERMINAL_PREFIX,
-    KernelInfo,
+    KernelRecord,
     Snapshot,
-    TerminalInfo,
+    TerminalRecord,
 )
 from ..core.settings import Settings
 
@@ -282,20 +276,18 @@ def _with_signals(
 
 
 def _kernel_rule(
-    kernel: KernelInfo, settings: Settings, limits: _Limits, sig: _Signals = _PLAIN
+    kernel: KernelRecord, settings: Settings, limits: _Limits, sig: _Signals = _PLAIN
 ) -> tuple[datetime | None, str]:
     """(deadline or None, reason) for one kernel; auto-shutdown must be on (callers check)."""
-    last_activity = kernel[K_LAST_ACTIVITY]
+    kernel_id, _name, state, last_activity, connections = kernel
     if last_activity is None:
         return None, NO_TIME
     if sig.exempt is not None:
-        exempt_reason = sig.exempt.get(kernel[K_ID])
+        exempt_reason = sig.exempt.get(kernel_id)
         if exempt_reason is not None:
             return None, exempt_reason
-    state = kernel[K_STATE]
     if state == "busy" and not settings.cull_busy:
         return None, BUSY
-    connections = kernel[K_CONNECTIONS]
     if connections and limits.connections_keep_alive:
         return None, f"{connections} {limits.connections_reason}"
     if state == "starting":
@@ -311,25 +303,25 @@ def _kernel_rule(
         deadline = last_activity + limits.timeout
     if sig.plain:
         return deadline, reason
-    return _with_signals(kernel[K_ID], last_activity, deadline, reason, sig, limits)
+    return _with_signals(kernel_id, last_activity, deadline, reason, sig, limits)
 
 
 def _terminal_rule(
-    terminal: TerminalInfo, settings: Settings, limits: _Limits, kernels_remain: bool,
+    terminal: TerminalRecord, settings: Settings, limits: _Limits, kernels_remain: bool,
     sig: _Signals = _PLAIN,
 ) -> tuple[datetime | None, str]:
     if settings.keep_terminals:
         return None, KEEP_TERMINALS
     if kernels_remain:
         return None, KERNELS_REMAIN
-    last_activity = terminal[T_LAST_ACTIVITY]
+    name, last_activity = terminal
     if last_activity is None:
         return None, NO_TIME
     deadline = last_activity + limits.timeout
     if sig.plain:
         return deadline, limits.terminal_reason
     return _with_signals(
-        TERMINAL_PREFIX + terminal[T_NAME], last_activity, deadline, limits.terminal_reason, sig, limits
+        TERMINAL_PREFIX + name, last_activity, deadline, limits.terminal_reason, sig, limits
     )
 
 
@@ -340,39 +332,57 @@ def _idle_seconds(last_activity: datetime | None, now: datetime) -> float | None
 
 
 def kernel_verdict(
-    kernel: KernelInfo, settings: Settings, now: datetime, snapshot: Snapshot | None = None
+    kernel: KernelRecord, settings: Settings, now: datetime, snapshot: Snapshot | None = None
 ) -> Verdict:
     """One kernel's verdict; `snapshot` supplies the signals (utilization, exemptions, ...)."""
     if not settings.enabled:
-        return Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now), None, False, OFF)
+        kernel_id, _name, _state, last_activity, _connections = kernel
+        return Verdict("kernel", kernel_id, _idle_seconds(last_activity, now), None, False, OFF)
     return _kernel_verdict(kernel, settings, now, _signals(snapshot, settings) if snapshot else _PLAIN)
 
 
-def _kernel_verdict(kernel: KernelInfo, settings: Settings, now: datetime, sig: _Signals) -> Verdict:
+def _kernel_verdict(kernel: KernelRecord, settings: Settings, now: datetime, sig: _Signals) -> Verdict:
     limits = _limits(settings)
     deadline, reason = _kernel_rule(kernel, settings, limits, sig)
-    return Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline,
-                   deadline is not None and now >= deadline, reason,
-                   _cause(reason, limits, sig, kernel[K_STATE]))
+    return _kernel_verdict_at(kernel, now, deadline, reason, limits, sig)
 
 
 def terminal_verdict(
-    terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool,
+    terminal: TerminalRecord, settings: Settings, now: datetime, kernels_remain: bool,
     snapshot: Snapshot | None = None,
 ) -> Verdict:
     if not settings.enabled:
-        return Verdict("terminal", terminal[T_NAME], _idle_seconds(terminal[T_LAST_ACTIVITY], now), None,
-                       False, OFF)
+        name, last_activity = terminal
+        return Verdict("terminal", name, _idle_seconds(last_activity, now), None, False, OFF)
     sig = _signals(snapshot, settings) if snapshot is not None else _PLAIN
     return _terminal_verdict(terminal, settings, now, kernels_remain, sig)
 
 
 def _terminal_verdict(
-    terminal: TerminalInfo, settings: Settings, now: datetime, kernels_remain: bool, sig: _Signals
+    terminal: TerminalRecord, settings: Settings, now: datetime, kernels_remain: bool, sig: _Signals
 ) -> Verdict:
     limits = _limits(settings)
     deadline, reason = _terminal_rule(terminal, settings, limits, kernels_remain, sig)
-    return Verdict("terminal", terminal[T_NAME], _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline,
+    return _terminal_verdict_at(terminal, now, deadline, reason, limits, sig)
+
+
+def _kernel_verdict_at(
+    kernel: KernelRecord, now: datetime, deadline: datetime | None, reason: str, limits: _Limits,
+    sig: _Signals,
+) -> Verdict:
+    """The verdict of a kernel whose rule gave (deadline, reason)."""
+    kernel_id, _name, state, last_activity, _connections = kernel
+    return Verdict("kernel", kernel_id, _idle_seconds(last_activity, now), deadline,
+                   deadline is not None and now >= deadline, reason, _cause(reason, limits, sig, state))
+
+
+def _terminal_verdict_at(
+    terminal: TerminalRecord, now: datetime, deadline: datetime | None, reason: str, limits: _Limits,
+    sig: _Signals,
+) -> Verdict:
+    """The verdict of a terminal whose rule gave (deadline, reason)."""
+    name, last_activity = terminal
+    return Verdict("terminal", name, _idle_seconds(last_activity, now), deadline,
                    deadline is not None and now >= deadline, reason, _cause(reason, limits, sig))
 
 
@@ -435,12 +445,12 @@ def app_activity(snapshot: Snapshot, settings: Settings, now: datetime) -> AppAc
     """Pure, like the rest: `now` while a kernel runs a request (unless cull_busy), a kernel is
     exempt, a keep-alive holds, or a write is in flight; else the latest activity time known."""
     held = ""
-    for kernel in snapshot.kernels:
-        if kernel[K_ID] in snapshot.exempt:
-            held = f"kernel {kernel[K_ID]} is exempt ({snapshot.exempt[kernel[K_ID]]})"
+    for kernel_id, _name, state, _last_activity, _connections in snapshot.kernels:
+        if kernel_id in snapshot.exempt:
+            held = f"kernel {kernel_id} is exempt ({snapshot.exempt[kernel_id]})"
             break
-        if kernel[K_STATE] == "busy" and not settings.cull_busy:
-            held = f"kernel {kernel[K_ID]} is running code"
+        if state == "busy" and not settings.cull_busy:
+            held = f"kernel {kernel_id} is running code"
             break
     if not held and snapshot.keep_alive_until is not None and snapshot.keep_alive_until > now:
         held = f"kept alive by a user until {snapshot.keep_alive_until.isoformat()}"
@@ -454,12 +464,10 @@ def app_activity(snapshot: Snapshot, settings: Settings, now: datetime) -> AppAc
     if held:
         return AppActivity(now, held)
     latest = snapshot.server_last_activity
-    for kernel in snapshot.kernels:
-        last = kernel[K_LAST_ACTIVITY]
+    for _id, _name, _state, last, _connections in snapshot.kernels:
         if last is not None and last > latest:
             latest = last
-    for terminal in snapshot.terminals:
-        last = terminal[T_LAST_ACTIVITY]
+    for _name, last in snapshot.terminals:
         if last is not None and last > latest:
             latest = last
     for used in snapshot.active_at.values():
@@ -500,16 +508,13 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
         if deadline is None:
             continue
         if deadline <= now:
-            due_kernels.append(Verdict("kernel", kernel[K_ID], _idle_seconds(kernel[K_LAST_ACTIVITY], now),
-                                       deadline, True, reason, _cause(reason, limits, sig, kernel[K_STATE])))
+            due_kernels.append(_kernel_verdict_at(kernel, now, deadline, reason, limits, sig))
             continue
         if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
         if warn_horizon is not None:
             if deadline <= warn_horizon:
-                warnings.append(Verdict("kernel", kernel[K_ID],
-                                        _idle_seconds(kernel[K_LAST_ACTIVITY], now), deadline, False, reason,
-                                        _cause(reason, limits, sig, kernel[K_STATE])))
+                warnings.append(_kernel_verdict_at(kernel, now, deadline, reason, limits, sig))
             elif first_beyond is None or deadline < first_beyond:
                 first_beyond = deadline
     # An unreadable manager may hide kernels: then terminals wait as if kernels remained.
@@ -520,17 +525,13 @@ def decide(snapshot: Snapshot, settings: Settings, now: datetime, app: AppState)
         if deadline is None:
             continue
         if deadline <= now:
-            due_terminals.append(Verdict("terminal", terminal[T_NAME],
-                                         _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, True,
-                                         reason, _cause(reason, limits, sig)))
+            due_terminals.append(_terminal_verdict_at(terminal, now, deadline, reason, limits, sig))
             continue
         if next_deadline is None or deadline < next_deadline:
             next_deadline = deadline
         if warn_horizon is not None:
             if deadline <= warn_horizon:
-                warnings.append(Verdict("terminal", terminal[T_NAME],
-                                        _idle_seconds(terminal[T_LAST_ACTIVITY], now), deadline, False,
-                                        reason, _cause(reason, limits, sig)))
+                warnings.append(_terminal_verdict_at(terminal, now, deadline, reason, limits, sig))
             elif first_beyond is None or deadline < first_beyond:
                 first_beyond = deadline
     app_decision = app_verdict(snapshot, settings, now, app)

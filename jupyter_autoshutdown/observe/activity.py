@@ -39,13 +39,13 @@ import logging
 import re
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 from tornado.web import OutputTransform
 
-UTC = timezone.utc
+from ..core.records import utcnow
 
 #: Paths (regular expressions matched against the whole path after the server's base URL) whose
 #: writes are a person's doing: jupyter_server's own contents, kernels, sessions and terminals APIs.
@@ -79,9 +79,6 @@ SOURCE_REQUEST = "API request"
 SOURCE_FRONT_END = "front end interaction"
 SOURCE_ANY_REQUEST = "any request (server_activity 'any_request')"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def compile_paths(patterns: Sequence[str]) -> re.Pattern[str]:

@@ -18,14 +18,15 @@ import hashlib
 import hmac
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.records import K_ID, K_NAME
-from .readers import read_kernels
+from ..core.records import KernelRecord
 
 MARKER_DIR_NAME = "jupyter_autoshutdown-keep"
+#: Kernel names whose match is remembered (a server has a handful of kernelspecs).
+MAX_REMEMBERED_NAMES = 256
 
 
 def marker_dir(connection_dir: str | os.PathLike) -> Path:
@@ -69,17 +70,33 @@ class Exemptions:
         self.honour_opt_outs = honour_opt_outs
         #: Kernels that called keep_this_kernel() while opt-outs are not honoured (last read).
         self.refused: frozenset[str] = frozenset()
+        self._by_name: dict[str, str | None] = {}
+
+    def by_name(self, kernels: Iterable[KernelRecord]) -> dict[str, str]:
+        """Kernels exempt by their kernel name, from records already read (no second reading)."""
+        if not self.name_patterns:
+            return {}
+        exempt = {}
+        for kernel_id, name, _state, _last_activity, _connections in kernels:
+            reason = self.reason_for_name(name)
+            if reason is not None:
+                exempt[kernel_id] = reason
+        return exempt
+
+    def reason_for_name(self, name: str) -> str | None:
+        """Why a kernel named `name` is exempt, or None (the first matching pattern)."""
+        if name in self._by_name:  # a pure function of the name: each name is matched once
+            return self._by_name[name]
+        pattern = next((p for p in self.name_patterns if fnmatch.fnmatchcase(name, p)), None)
+        reason = None if pattern is None else f"exempt: kernel name '{name}' matches '{pattern}'"
+        if len(self._by_name) < MAX_REMEMBERED_NAMES:
+            self._by_name[name] = reason
+        return reason
 
     async def read(self, serverapp: Any) -> dict[str, str]:
-        """kernel id -> why it is exempt. Reads only what the configured rules need."""
+        """kernel id -> why it is exempt by its notebook's path or its own opt-out. Kernel names
+        are matched on each snapshot's records instead (reason_for_name): no second reading."""
         exempt: dict[str, str] = {}
-        if self.name_patterns:
-            kernels, _ = read_kernels(serverapp.kernel_manager)
-            for kernel in kernels:
-                kernel_id, name = kernel[K_ID], kernel[K_NAME]
-                pattern = next((p for p in self.name_patterns if fnmatch.fnmatchcase(name, p)), None)
-                if pattern is not None:
-                    exempt[kernel_id] = f"exempt: kernel name '{name}' matches '{pattern}'"
         if self.path_patterns:
             for kernel_id, raw_path in (await _session_paths(serverapp)).items():
                 path = normalised(raw_path)

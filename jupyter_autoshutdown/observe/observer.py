@@ -26,18 +26,16 @@ from typing import Any
 
 from ..core.records import (
     APP_KEY,
-    K_ID,
-    T_NAME,
-    KernelInfo,
+    KernelRecord,
     ResourceKey,
     Snapshot,
-    TerminalInfo,
+    TerminalRecord,
     terminal_key,
 )
 from ..core.schedule import stops_around
 from ..core.settings import DailyStop
 from ..core.telemetry import ErrorLog
-from ..core.timeouts import within
+from ..core.timeouts import backoff_seconds, within
 from .activity import PeopleActivity
 from .exemptions import Exemptions
 from .keepalive import KeepAlives
@@ -78,7 +76,6 @@ class Observer:
         server_activity: str = "people",
         exemptions: Exemptions | None = None,
         sampler: UtilizationSampler | None = None,
-        daily_stop: Callable[[], DailyStop | None] = lambda: None,
         remote_timeout_seconds: float = 60.0,
         utilization_interval_seconds: float = 10.0,
         on_change: Callable[[], None] = lambda: None,
@@ -93,14 +90,17 @@ class Observer:
         self.server_activity = server_activity
         self.exemptions = exemptions
         self.sampler = sampler
-        self.daily_stop = daily_stop
         self.remote_timeout_seconds = remote_timeout_seconds
         self.utilization_interval_seconds = utilization_interval_seconds
         self.started_at = clock()
         #: When a resource that reports no activity time was first seen (key: id or "t:<name>").
         self.first_seen: dict[str, datetime] = {}
-        #: Kernels that are never shut down, with the reason in words (last reading kept on error).
+        #: Kernels exempt by their notebook's path or their own opt-out, with the reason in words,
+        #: as the last pass read them (kept on error). Exemptions by kernel name come from each
+        #: snapshot's own records (see _exempt).
         self.exempt: dict[str, str] = {}
+        #: Exemptions by kernel name, as the last pass's snapshot had them (for re-checks).
+        self._exempt_by_name: dict[str, str] = {}
         #: Kernels on a Kernel or Enterprise Gateway: read from the gateway into our own records
         #: (the manager's are left as they are: observing changes nothing).
         self.remote = is_remote(serverapp.kernel_manager)
@@ -115,6 +115,11 @@ class Observer:
             log, clock, on_change=on_change
         )
         self._sampler_task: asyncio.Task[None] | None = None
+
+    def kernel_restarted(self, kernel_id: str) -> None:
+        """jupyter_server restarted a kernel: the requests its old process ran are gone."""
+        if self.kernel_requests is not None:
+            self.kernel_requests.restarted(kernel_id)
 
     @property
     def kernel_manager(self) -> Any:
@@ -144,12 +149,12 @@ class Observer:
 
     # ---- the check pass's I/O --------------------------------------------------------------
 
-    async def refresh(self, remote_needed: Callable[[], bool], fresh_for_seconds: float = 60.0) -> None:
+    async def refresh(self, remote_needed: bool, fresh_for_seconds: float = 60.0) -> None:
         """Watch new kernels, list a gateway's kernels when needed, read exemptions.
 
-        A gateway is listed once its records are `fresh_for_seconds` old, or sooner when
-        `remote_needed()` says the pass needs fresh remote records (a remote kernel due or warned
-        about on the records held); never during a failure's backoff.
+        A gateway is listed once its records are `fresh_for_seconds` old, or sooner when the pass
+        needs fresh remote records (`remote_needed`: the last plan has a deadline or warning that
+        has come); never during a failure's backoff.
         """
         self._watch_kernels()
         if self.remote and self._remote_refresh_due(remote_needed, fresh_for_seconds):
@@ -165,7 +170,7 @@ class Observer:
         except Exception as error:  # watching is an addition: jupyter_server's state still applies
             self.errors.record(f"watching kernels' status messages failed: {error!r}")
 
-    def _remote_refresh_due(self, remote_needed: Callable[[], bool], fresh_for_seconds: float) -> bool:
+    def _remote_refresh_due(self, remote_needed: bool, fresh_for_seconds: float) -> bool:
         now = self.clock()
         if self._remote_retry_at is not None:
             return now >= self._remote_retry_at  # failing: ask again only after the backoff
@@ -173,7 +178,7 @@ class Observer:
             return True
         if (now - self._remote_refreshed_at).total_seconds() >= fresh_for_seconds:
             return True
-        return remote_needed()
+        return remote_needed
 
     async def _refresh_remote_kernels(self) -> None:
         try:
@@ -184,8 +189,8 @@ class Observer:
         except Exception as error:
             error_text = "timed out" if isinstance(error, asyncio.TimeoutError) else repr(error)
             self._remote_failures += 1
-            backoff = min(REMOTE_BACKOFF_MAX_SECONDS,
-                          REMOTE_BACKOFF_FIRST_SECONDS * 2 ** (self._remote_failures - 1))
+            backoff = backoff_seconds(self._remote_failures, REMOTE_BACKOFF_FIRST_SECONDS,
+                                      REMOTE_BACKOFF_MAX_SECONDS)
             self._remote_retry_at = self.clock() + timedelta(seconds=backoff)
             self.remote_error = f"{REMOTE_FAILED}: {error_text}; asking again in {backoff:g} s"
             self.errors.record(self.remote_error)  # once per listing, not once per pass
@@ -221,7 +226,7 @@ class Observer:
 
     # ---- reading (changes nothing, except first-seen times with `record`) -------------------
 
-    def snapshot(self, now: datetime, *, record: bool = False) -> Snapshot:
+    def snapshot(self, now: datetime, daily_stop: DailyStop | None, *, record: bool = False) -> Snapshot:
         """What the managers say now, with the signals in force. Changes nothing, except that
         with `record` (the check pass only) a resource seen for the first time is remembered."""
         first_seen_at = self.first_seen
@@ -245,6 +250,9 @@ class Observer:
         last_activity, source, activity_errors = read_server_last_activity(
             self.serverapp.web_app, self.activity, self.server_activity, self.started_at
         )
+        exempt_by_name = self.exemptions.by_name(kernels) if self.exemptions is not None else {}
+        if record:
+            self._exempt_by_name = exempt_by_name
         return self._with_signals(Snapshot(
             kernels=tuple(kernels),
             terminals=tuple(terminals),
@@ -253,30 +261,31 @@ class Observer:
             server_activity_source=source,
             requests_in_flight=self.activity.in_flight(now) if self.activity is not None else (),
             people_last_activity=self._people_last_activity(),
-        ), now)
+        ), now, daily_stop, exempt_by_name)
 
     def _people_last_activity(self) -> datetime:
         people = self.activity.last_activity if self.activity is not None else None
         return people if people is not None and people > self.started_at else self.started_at
 
-    def signals_now(self, now: datetime) -> Snapshot:
+    def signals_now(self, now: datetime, daily_stop: DailyStop | None) -> Snapshot:
         """The signals in force right now (for re-checks), on an empty snapshot."""
         last_activity, _, _ = read_server_last_activity(
             self.serverapp.web_app, self.activity, self.server_activity, self.started_at
         )
-        return self._with_signals(Snapshot((), (), last_activity), now)
+        return self._with_signals(Snapshot((), (), last_activity), now, daily_stop, self._exempt_by_name)
 
-    def _with_signals(self, snapshot: Snapshot, now: datetime) -> Snapshot:
+    def _with_signals(
+        self, snapshot: Snapshot, now: datetime, daily_stop: DailyStop | None, exempt_by_name: dict[str, str]
+    ) -> Snapshot:
         """Add what moves deadlines besides activity: CPU/GPU use, exemptions, schedule, keep-alive."""
         stop_last = stop_next = None
-        daily_stop = self.daily_stop()
         if daily_stop is not None:
             stop_last, stop_next = stops_around(daily_stop.time, daily_stop.zone, now)
         keep_alives = self.keep_alives
         return dataclasses.replace(
             snapshot,
             active_at=self.sampler.active_at if self.sampler is not None else {},
-            exempt=self.exempt,
+            exempt={**exempt_by_name, **self.exempt} if exempt_by_name else self.exempt,
             stop_last=stop_last,
             stop_next=stop_next,
             stop_label=daily_stop.label if daily_stop is not None else "",
@@ -284,7 +293,7 @@ class Observer:
             kept_until=keep_alives.in_force(now) if keep_alives.targets else {},
         )
 
-    def read_kernel(self, kernel_id: str) -> KernelInfo | None:
+    def read_kernel(self, kernel_id: str) -> KernelRecord | None:
         """One kernel's record now (for the re-check before its shutdown); None when gone."""
         if self.remote:
             return read_gateway_kernel(
@@ -292,7 +301,7 @@ class Observer:
             )
         return read_kernel(self.kernel_manager, kernel_id, self._first_seen_at, self.kernel_requests)
 
-    def read_terminal(self, name: str) -> TerminalInfo | None:
+    def read_terminal(self, name: str) -> TerminalRecord | None:
         terminal_manager = self.terminal_manager()
         if terminal_manager is None:
             return None
@@ -314,8 +323,7 @@ class Observer:
         if snapshot.errors:
             return False
         if self.first_seen or self.keep_alives.targets:  # most passes have nothing to forget
-            live = {kernel[K_ID] for kernel in snapshot.kernels}
-            live |= {terminal_key(term[T_NAME]) for term in snapshot.terminals}
+            live = live_keys(snapshot.kernels, snapshot.terminals)
             for stale in self.first_seen.keys() - live:
                 del self.first_seen[stale]
             self.keep_alives.forget(live)
@@ -353,9 +361,9 @@ class Observer:
             await asyncio.sleep(self.utilization_interval_seconds)
 
 
-def live_keys(kernels: Collection[KernelInfo], terminals: Collection[TerminalInfo]) -> set[ResourceKey]:
+def live_keys(kernels: Collection[KernelRecord], terminals: Collection[TerminalRecord]) -> set[ResourceKey]:
     """The keys of what a snapshot shows, the app included (it is always there)."""
-    keys = {kernel[K_ID] for kernel in kernels}
-    keys |= {terminal_key(term[T_NAME]) for term in terminals}
+    keys = {kernel_id for kernel_id, _name, _state, _last_activity, _connections in kernels}
+    keys |= {terminal_key(name) for name, _last_activity in terminals}
     keys.add(APP_KEY)
     return keys

@@ -20,8 +20,8 @@ from ..core.records import (
     NOT_RUNNING_STATES,
     TERMINAL_PREFIX,
     UTC,
-    KernelInfo,
-    TerminalInfo,
+    KernelRecord,
+    TerminalRecord,
     as_utc,
 )
 from .activity import (
@@ -63,7 +63,7 @@ def _kernel_record(
     connections: dict,
     missing: MissingActivity = _no_fallback,
     tracking: BusyView | None = None,
-) -> KernelInfo:
+) -> KernelRecord:
     last_activity = activity_of(kernel)
     state = getattr(kernel, "execution_state", None) or "unknown"
     if tracking is not None:
@@ -85,8 +85,7 @@ def _kernel_record(
         # A deadline this far out overflows datetime arithmetic: the value is not a time at all.
         last_activity = missing(kernel_id)
     connection_count = connections.get(kernel_id, 0)
-    # A plain tuple in KernelInfo's order, deliberately (see K_*): hence the ignore.
-    return (  # type: ignore[return-value]
+    return (
         kernel_id,
         getattr(kernel, "kernel_name", None) or "",
         state,
@@ -117,7 +116,7 @@ def read_kernel(
     kernel_id: str,
     missing: MissingActivity = _no_fallback,
     tracking: BusyView | None = None,
-) -> KernelInfo | None:
+) -> KernelRecord | None:
     """One kernel's record, or None when it no longer exists."""
     kernels, connections = kernel_table(kernel_manager)
     kernel = kernels.get(kernel_id)
@@ -135,9 +134,9 @@ def read_kernel(
 
 def read_kernels(
     kernel_manager: Any, missing: MissingActivity = _no_fallback, tracking: BusyView | None = None
-) -> tuple[list[KernelInfo], list[str]]:
+) -> tuple[list[KernelRecord], list[str]]:
     """Every kernel's record; `tracking`: what per-request busy tracking knows (execution.py)."""
-    kernels: list[KernelInfo] = []
+    kernels: list[KernelRecord] = []
     errors: list[str] = []
     try:
         kernel_ids = list(kernel_manager.list_kernel_ids())
@@ -158,18 +157,18 @@ def read_kernels(
     return kernels, errors
 
 
-def _terminal_record(name: str, terminal: Any, missing: MissingActivity) -> TerminalInfo:
+def _terminal_record(name: str, terminal: Any, missing: MissingActivity) -> TerminalRecord:
     last_activity = getattr(terminal, "last_activity", None)
     if last_activity.__class__ is not datetime or last_activity.tzinfo is not UTC:
         last_activity = as_utc(last_activity) or missing(TERMINAL_PREFIX + name)
     if last_activity is not None and last_activity > LATEST_PLAUSIBLE:
         last_activity = missing(TERMINAL_PREFIX + name)
-    return (name, last_activity)  # type: ignore[return-value]  # a plain tuple (see K_*)
+    return (name, last_activity)
 
 
 def read_terminal(
     terminal_manager: Any, name: str, missing: MissingActivity = _no_fallback
-) -> TerminalInfo | None:
+) -> TerminalRecord | None:
     terminal = terminal_manager.terminals.get(name)
     if terminal is None:
         return None
@@ -178,10 +177,10 @@ def read_terminal(
 
 def read_terminals(
     terminal_manager: Any | None, missing: MissingActivity = _no_fallback
-) -> tuple[list[TerminalInfo], list[str]]:
+) -> tuple[list[TerminalRecord], list[str]]:
     if terminal_manager is None:
         return [], []
-    terminals: list[TerminalInfo] = []
+    terminals: list[TerminalRecord] = []
     errors: list[str] = []
     try:
         table = terminal_manager.terminals
@@ -310,7 +309,7 @@ async def read_remote_kernels(
 
 def _remote_record(
     kernel_id: str, kernel: Any, reading: RemoteKernels, connections: dict, missing: MissingActivity
-) -> KernelInfo | None:
+) -> KernelRecord | None:
     model = reading.models.get(kernel_id)
     if model is None:
         if reading.gone(kernel_id, kernel):
@@ -320,17 +319,17 @@ def _remote_record(
     name, state, last_activity, connection_count = model
     if last_activity is None or last_activity > LATEST_PLAUSIBLE:
         last_activity = missing(kernel_id)
-    return (kernel_id, name, state, last_activity, connection_count)  # type: ignore[return-value]
+    return (kernel_id, name, state, last_activity, connection_count)
 
 
 def read_gateway_kernels(
     kernel_manager: Any, reading: RemoteKernels | None, missing: MissingActivity = _no_fallback
-) -> tuple[list[KernelInfo], list[str]]:
+) -> tuple[list[KernelRecord], list[str]]:
     """Every remote kernel's record: the manager's kernels as `reading` describes them; the ones
     the gateway no longer had are left out (the manager keeps them: nothing here removes them)."""
     if reading is None:
         return read_kernels(kernel_manager, missing)
-    kernels: list[KernelInfo] = []
+    kernels: list[KernelRecord] = []
     errors: list[str] = []
     try:
         kernel_ids = list(kernel_manager.list_kernel_ids())
@@ -354,7 +353,7 @@ def read_gateway_kernels(
 def read_gateway_kernel(
     kernel_manager: Any, reading: RemoteKernels | None, kernel_id: str,
     missing: MissingActivity = _no_fallback,
-) -> KernelInfo | None:
+) -> KernelRecord | None:
     """One remote kernel's record, or None when it no longer exists (here or on the gateway)."""
     if reading is None:
         return read_kernel(kernel_manager, kernel_id, missing)

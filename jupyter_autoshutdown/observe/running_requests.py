@@ -53,12 +53,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import zmq
 
-from ..core.records import NOT_RUNNING_STATES
+from ..core.records import NOT_RUNNING_STATES, utcnow
 from .readers import activity_of
 
 #: The request a kernel was running before we subscribed to it (it said busy and we missed why).
@@ -89,9 +89,6 @@ PROBE_ECHO_SECONDS = 1.0
 #: a running request, is left to jupyter_server's state (its status messages do not reach us).
 UNCONFIRMED_GIVE_UP_SECONDS = 60.0
 
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class _Probe:
@@ -274,7 +271,7 @@ class RunningRequests(_KernelProbes):
     def __init__(
         self,
         log: logging.Logger,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self.log = log

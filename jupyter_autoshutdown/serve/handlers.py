@@ -16,21 +16,23 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..act.documents import MAX_PATHS, MAX_TEXT, Unsavable
+from ..core.routes import (
+    ACTIVITY_ROUTE,
+    DOCUMENTS_ROUTE,
+    KEEPALIVE_ROUTE,
+    SAGEMAKER_ROUTE,
+    SAGEMAKER_SETTINGS_ROUTE,
+    SETTINGS_ROUTE,
+    STATUS_ROUTE,
+)
 from ..core.settings import SettingsError, SettingsForbidden, parse_minutes
 from ..observe.activity import MAX_REPORTED_IDLE_SECONDS
 from ..observe.keepalive import KeepAliveRefused, terminal_key
 from .mixin import AutoShutdownHandler
 from .status import compat_model, documents_model, keep_alive_model, settings_model, status_model
 
-SAGEMAKER_ROUTE = "sagemaker-studio-autoshutdown/idle_checker"
-SAGEMAKER_SETTINGS_ROUTE = "sagemaker-studio-autoshutdown/settings"
 #: The fields the original extension's POSTs read; others are ignored, as it ignored them.
 COMPAT_FIELDS = ("idle_time", "keep_terminals")
-SETTINGS_ROUTE = "autoshutdown/api/settings"
-STATUS_ROUTE = "autoshutdown/api/status"
-KEEPALIVE_ROUTE = "autoshutdown/api/keepalive"
-ACTIVITY_ROUTE = "autoshutdown/api/activity"
-DOCUMENTS_ROUTE = "autoshutdown/api/documents"
 #: The fields of a page's report of its documents.
 DOCUMENT_FIELDS = frozenset({"page", "unsaved", "unsavable", "saving", "saved", "closing"})
 

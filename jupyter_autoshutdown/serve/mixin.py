@@ -4,7 +4,7 @@ auth resource, the service object, safe logging and strict JSON bodies."""
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -45,7 +45,11 @@ class AutoShutdownHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def service(self) -> Service:
-        return cast(Service, self.extensionapp.service)  # type: ignore[attr-defined]
+        """The service the extension built (serve/service.py), never the app itself."""
+        service = getattr(self.extensionapp, "service", None)
+        if not isinstance(service, Service):  # the extension failed to load: say so, not a 500
+            raise web.HTTPError(503, "auto-shutdown is not running on this server (see its log)")
+        return service
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # tornado's own logging of an error writes the raw URL, and with it a ?token=... .

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._version import __version__
-from ..core.records import K_ID, TERMINAL_PREFIX, KernelInfo, terminal_key
-from ..core.settings import DAILY_STOP_FIELDS, SettingsStore
+from ..core.records import TERMINAL_PREFIX, KernelInfo, terminal_key
+from ..core.settings import DAILY_STOP_FIELDS, Settings, SettingsStore
 from ..decide.policy import Verdict
 from ..observe.exemptions import OPT_OUT_REFUSED
 from .service import Service
@@ -31,9 +31,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def settings_model(service: Service) -> dict[str, Any]:
+def settings_model(service: Service, settings: Settings | None = None) -> dict[str, Any]:
+    """The settings in force (`settings`: the value a caller already read) and the operator's."""
     store, monitor = service.store, service.monitor
-    settings = store.current
+    settings = settings or store.current
     return {
         **settings.runtime_values(),
         "idle_timeout_seconds": settings.idle_timeout_seconds,
@@ -45,10 +46,10 @@ def settings_model(service: Service) -> dict[str, Any]:
         "warning_minutes": settings.warning_minutes,
         "warning_seconds": settings.warning_seconds,
         "dry_run": monitor.options.dry_run,
-        "utilization_aware": monitor.observer.sampler is not None,
+        "utilization_aware": service.utilization_aware,
         "daily_stop_time": settings.daily_stop_time or None,
         "daily_stop_timezone": settings.daily_stop_timezone or None,
-        "daily_stop": daily_stop_model(store),
+        "daily_stop": daily_stop_model(store, settings),
         "unsaved_grace_minutes": settings.unsaved_grace_minutes,
         "max_keep_alive_minutes": service.keep_alives.max_minutes,
         **store.limits.as_model(),
@@ -57,9 +58,9 @@ def settings_model(service: Service) -> dict[str, Any]:
     }
 
 
-def daily_stop_model(store: SettingsStore) -> dict[str, Any]:
+def daily_stop_model(store: SettingsStore, settings: Settings) -> dict[str, Any]:
     """The daily stop in force, who set it, and the operator's, to go back to."""
-    settings, operator = store.current, store.configured
+    operator = store.configured
     user = any(store.set_by(field) == "user" for field in DAILY_STOP_FIELDS)
     return {
         "time": settings.daily_stop_time or None,
@@ -72,19 +73,20 @@ def daily_stop_model(store: SettingsStore) -> dict[str, Any]:
     }
 
 
-def documents_model(service: Service) -> dict[str, Any]:
+def documents_model(service: Service, settings: Settings | None = None) -> dict[str, Any]:
     """What open pages hold unsaved, and the save barrier before the app action (act/documents.py)."""
-    documents, runner = service.documents, service.monitor.app
-    now = service.monitor.clock()
+    documents = service.documents
+    now = service.now()
+    waiting_until, waiting_for = service.save_wait(now)
     unsaved, unsavable = documents.unsaved(now)
     last = documents.last_save
     return {
         "unsaved": unsaved,
         "unsavable": [{"path": item.path, "reason": item.reason} for item in unsavable],
         "save_requested_at": iso(documents.save_requested_at),
-        "waiting_until": iso(runner.saves_until) if runner.saves_until and runner.saves_until > now else None,
-        "waiting_for": list(runner.waiting_for) if runner.saves_until and runner.saves_until > now else [],
-        "grace_minutes": service.store.current.unsaved_grace_minutes,
+        "waiting_until": iso(waiting_until),
+        "waiting_for": list(waiting_for),
+        "grace_minutes": (settings or service.store.current).unsaved_grace_minutes,
         "last_save": None if last is None else {
             "at": iso(last.at), "saved": list(last.saved),
             "failed": [{"path": item.path, "reason": item.reason} for item in last.failed],
@@ -94,7 +96,7 @@ def documents_model(service: Service) -> dict[str, Any]:
 
 def keep_alive_model(service: Service) -> dict[str, Any]:
     keep_alives = service.keep_alives
-    now = service.monitor.clock()
+    now = service.now()
     kept = keep_alives.in_force(now)
     return {
         "keep_alive_until": iso(keep_alives.global_until(now)),
@@ -120,13 +122,16 @@ def compat_model(service: Service) -> dict[str, Any]:
 
 
 def status_model(service: Service) -> dict[str, Any]:
+    """The check loop's state (its last published pass) and every resource's verdict now, from a
+    fresh read-only reading decided by the pure policy: a pass runs only at deadlines, so the
+    last pass's countdowns would not show a kernel used since. Building it changes nothing."""
     monitor = service.monitor
-    observer = monitor.observer
-    now = monitor.clock()
-    snapshot, plan = monitor.explain(now)
-    by_id = {record[K_ID]: KernelInfo._make(record) for record in snapshot.kernels}
-    warning = timedelta(seconds=service.store.current.warning_seconds)
-    usage_by_key = observer.sampler.usage if observer.sampler is not None else {}
+    now = service.now()
+    settings = service.store.current
+    snapshot, plan = service.explain(now, settings)
+    by_id = {kernel.id: kernel for kernel in map(KernelInfo._make, snapshot.kernels)}
+    warning = timedelta(seconds=settings.warning_seconds)
+    usage_by_key = service.usage()
 
     def timing(verdict: Verdict, key: str) -> dict[str, Any]:
         failure = monitor.failure_of(verdict.kind, verdict.id)
@@ -148,7 +153,7 @@ def status_model(service: Service) -> dict[str, Any]:
             },
         }
 
-    exemptions = observer.exemptions
+    refused = service.opt_outs_refused
     kept = snapshot.kept_until
     kernels = []
     for verdict in plan.kernels:
@@ -163,7 +168,7 @@ def status_model(service: Service) -> dict[str, Any]:
             "keep_alive_until": iso(kept.get(verdict.id)),
             **timing(verdict, verdict.id),
         }
-        if exemptions is not None and verdict.id in exemptions.refused:
+        if verdict.id in refused:
             row["reason"] = f"{verdict.reason}; {OPT_OUT_REFUSED}"
             row["opt_out_refused"] = True
         kernels.append(row)
@@ -183,16 +188,16 @@ def status_model(service: Service) -> dict[str, Any]:
         "next_check": iso(monitor.next_check),
         "errors": list(monitor.errors),
         "persist_error": service.store.last_persist_error,
-        "settings": settings_model(service),
+        "settings": settings_model(service, settings),
         "dry_run": monitor.options.dry_run,
-        "dry_run_reports": list(monitor.notices.dry_run_reports),
+        "dry_run_reports": service.dry_run_reports,
         "keep_alive_until": iso(snapshot.keep_alive_until),
         "next_daily_stop": iso(snapshot.stop_next),
         "kernels": kernels,
         "terminals": terminals,
         "activity_file": _activity_file(service),
         "hub_activity": _hub_activity(service),
-        "documents": documents_model(service),
+        "documents": documents_model(service, settings),
         "app": {
             "action": app.name,
             "own_schedule": app.own_schedule(),
