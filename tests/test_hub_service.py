@@ -135,6 +135,11 @@ async def test_the_service_lists_every_server_and_culls_only_the_one_without_the
         assert server and server["ready"], (user, name)
     assert "culling held" not in hub.output() and "culling idle" not in hub.output()
 
+    page = hub.request("GET", "services/autoshutdown/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text
+    assert "Auto-shutdown: the fleet" in page.text and 'fetch("api/fleet"' in page.text
+    assert fleet(hub)["totals"]["servers"] == len(SERVERS) - 1  # "plain" is gone
+
     metrics = hub.request("GET", "services/autoshutdown/metrics").text
     assert 'autoshutdown_fleet_servers{state="held"} 1' in metrics, metrics
     assert 'autoshutdown_fleet_culled_total{reason="no-extension"} 1' in metrics, metrics

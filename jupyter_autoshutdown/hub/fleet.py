@@ -11,6 +11,15 @@ service's token, and judges it (`judge`, pure):
   proxy error), or its checker is stale (no pass for `stale_seconds`): the idle-culler's rule, as
   a fallback: culled once the hub's `last_activity` (else its start) is `timeout_seconds` old.
 
+Server-hours stopped early (`savings`): when a server the extension managed is gone at the next
+sweep and its extension had given it a stop time that has passed, idle shutdown stopped it. The
+reference is the idle-culler's rule, the one the service itself applies as a fallback: without the
+extension the server would have run until its last activity (by the extension's rules, as it
+reported it at the sweep before) plus `--timeout` (3600 s, zero-to-jupyterhub's default, when the
+service's own is 0). The hours between the stop (the extension's stop time, else the sweep that
+found it gone) and that moment are counted; a stop after it counts nothing. The count covers the
+last seven days and lives in the service's memory (a restart starts it again).
+
 Its load on the hub is bounded: one semaphore (`concurrency`) holds every request (hub API pages,
 stops, status reads through the proxy), and each has a timeout. Requests are counted per sweep.
 """
@@ -21,6 +30,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -38,8 +48,8 @@ from ..core.hub_api import (
     servers_of,
     users_url,
 )
+from ..core.routes import STATUS_ROUTE
 
-STATUS_ROUTE = "autoshutdown/api/status"
 MISSING = "missing"
 
 # States of a server in the fleet view.
@@ -51,6 +61,9 @@ STALE = "stale"
 PENDING = "pending"  # starting or stopping: never touched
 #: States the fallback rule (the hub's last_activity and --timeout) applies to.
 FALLBACK_STATES = (NO_EXTENSION, UNREACHABLE, STALE)
+#: The savings reference when the service's own --timeout is 0: zero-to-jupyterhub's culler default.
+REFERENCE_TIMEOUT_SECONDS = 3600.0
+SAVINGS_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,32 @@ class Sweep:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class EarlyStop:
+    """A server idle shutdown stopped before the idle-culler's rule would have."""
+
+    user: str
+    server: str
+    stopped_at: datetime
+    early_seconds: float
+
+
+def early_stop(previous: Entry, seen_at: datetime, gone_at: datetime,
+               reference_timeout_seconds: float) -> EarlyStop | None:
+    """`previous` (its line at the sweep at `seen_at`) is gone at the sweep at `gone_at`: the
+    hours idle shutdown saved against the reference rule, or None when it was not idle shutdown
+    (pure; see the module's docstring)."""
+    if previous.state != MANAGED or previous.idle_seconds is None:
+        return None
+    stops_at = parse_hub_time(previous.stops_at)
+    if stops_at is None or stops_at > gone_at:
+        return None  # stopped before its deadline: by a person, the hub or a crash
+    stopped_at = max(stops_at, seen_at)
+    last_active = seen_at - timedelta(seconds=previous.idle_seconds)
+    early = (last_active + timedelta(seconds=reference_timeout_seconds) - stopped_at).total_seconds()
+    return EarlyStop(previous.user, previous.server, stopped_at, max(0.0, early))
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
@@ -175,7 +214,10 @@ def judge(server: HubServer, reading: Reading, now: datetime, options: Options) 
             or (last_check is not None and (now - last_check).total_seconds() < options.stale_seconds))
         state = (HELD if holder else MANAGED) if fresh else STALE
         stops_at, stop_reason = app.get("action_at"), app.get("reason")
-        idle = app.get("idle_seconds", idle) if not holder else 0.0
+        if holder:
+            idle = 0.0
+        elif fresh:  # a stale checker's own idea of idleness is not trusted: the hub's record is
+            idle = app.get("idle_seconds", idle)
         error = None if fresh else f"the checker's last pass was at {status.get('last_check')}"
     else:
         version = MISSING if reading.code == 404 else None
@@ -220,6 +262,8 @@ class Fleet:
         self._semaphore = asyncio.Semaphore(max(1, options.concurrency))
         self.last: Sweep | None = None
         self.culled_total: dict[str, int] = {}
+        #: Idle shutdowns of the last SAVINGS_WINDOW, oldest first (appended and aged by sweeps).
+        self.early_stops: deque[EarlyStop] = deque()
 
     async def _request(self, url: str, method: str = "GET", body: str | None = None,
                        accept: str = "application/json") -> HTTPResponse:
@@ -337,8 +381,25 @@ class Fleet:
             sweep.error = f"{type(error).__name__}: {error}"
             self.log.warning("hub-service: the sweep failed: %s", sweep.error)
         sweep.duration_seconds = time.monotonic() - began
+        if sweep.error is None:
+            self._note_stops(sweep)
         self.last = sweep
         return sweep
+
+    def _note_stops(self, sweep: Sweep) -> None:
+        """Record the idle shutdowns between the last complete sweep and this one."""
+        previous = self.last
+        if previous is not None and previous.error is None:
+            present = {(entry.user, entry.server) for entry in sweep.entries}
+            reference = self.options.timeout_seconds or REFERENCE_TIMEOUT_SECONDS
+            for entry in previous.entries:
+                if (entry.user, entry.server) in present:
+                    continue
+                stop = early_stop(entry, previous.started_at, sweep.started_at, reference)
+                if stop is not None:
+                    self.early_stops.append(stop)
+        while self.early_stops and self.early_stops[0].stopped_at < sweep.started_at - SAVINGS_WINDOW:
+            self.early_stops.popleft()
 
     async def _cull_users(self, listed: list[tuple[dict[str, Any], HubServer]], sweep: Sweep) -> None:
         """Delete users all of whose servers this sweep culled (the idle-culler's --cull-users)."""
@@ -367,6 +428,11 @@ class Fleet:
         counts: dict[str, int] = {}
         for entry in entries:
             counts[entry.state] = counts.get(entry.state, 0) + 1
+        now = self.clock()
+        within_hour = now + timedelta(hours=1)
+        stopping = sum(1 for entry in entries
+                       if (moment := parse_hub_time(entry.stops_at)) is not None and moment <= within_hour)
+        week = [stop for stop in self.early_stops if stop.stopped_at >= now - SAVINGS_WINDOW]
         return {
             "sweep": {
                 "started_at": sweep.started_at.isoformat(),
@@ -377,7 +443,13 @@ class Fleet:
                 "culled_users": sweep.culled_users,
             },
             "totals": {"servers": len(entries), "by_state": counts,
-                       "held": counts.get(HELD, 0), "culled": sum(1 for entry in entries if entry.culled)},
+                       "held": counts.get(HELD, 0), "culled": sum(1 for entry in entries if entry.culled),
+                       "stopping_within_hour": stopping,
+                       "idle_stops_this_week": len(week),
+                       "server_hours_stopped_early_this_week": round(
+                           sum(stop.early_seconds for stop in week) / 3600, 2),
+                       "savings_reference_timeout_seconds":
+                           self.options.timeout_seconds or REFERENCE_TIMEOUT_SECONDS},
             "options": {"timeout_seconds": self.options.timeout_seconds,
                         "max_age_seconds": self.options.max_age_seconds, "dry_run": self.options.dry_run},
             "servers": [entry.to_json() for entry in entries],

@@ -7,7 +7,9 @@ service (`access:services!service=<name>`; hub admins are), through hub OAuth or
 
 - `api/fleet`: the latest sweep as JSON (per server: user, server name, state, extension version
   or "missing", idle seconds, when it stops and why, what holds it; totals; the sweep's cost);
-- `metrics`: Prometheus text (servers by state, held, culled, sweep duration and requests).
+- `metrics`: Prometheus text (servers by state, held, culled, sweep duration and requests);
+- the prefix itself: a page (hub/page.py) showing the fleet as a sortable table with its totals:
+  servers running, held, stopping within the hour, server-hours stopped early this week.
 
 The role it needs is in docs/platforms.md (JupyterHub).
 """
@@ -28,6 +30,7 @@ from tornado import web
 
 from ..core.hub_api import DEFAULT_PAGE_SIZE
 from .fleet import FALLBACK_STATES, HELD, MANAGED, PENDING, Fleet, Options
+from .page import PAGE_HTML
 
 log = logging.getLogger("jupyter_autoshutdown.hub")
 STATES = (MANAGED, HELD, *FALLBACK_STATES, PENDING)
@@ -82,12 +85,23 @@ def make_app(fleet: Fleet, prefix: str, hub_auth: Any) -> web.Application:
             self.set_header("Content-Type", "text/plain; version=0.0.4")
             self.finish(metrics_text(fleet))
 
+    class PageHandler(FleetHandler):
+        @web.authenticated
+        def get(self) -> None:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            # The page runs only its own inline script and reads api/fleet beside it.
+            self.set_header("Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                            "connect-src 'self'; frame-ancestors 'self'")
+            self.finish(PAGE_HTML)
+
     class CallbackHandler(HubOAuthCallbackHandler):
         def initialize(self, **_: Any) -> None:
             self.hub_auth = hub_auth
 
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     return web.Application([
+        (prefix, PageHandler),
         (prefix + "api/fleet", FleetHandler),
         (prefix + "metrics", MetricsHandler),
         (prefix + "oauth_callback", CallbackHandler),
