@@ -24,7 +24,8 @@ PAGE_HTML = """<!DOCTYPE html>
   th { cursor: pointer; user-select: none; background: #f6f8fa; position: sticky; top: 0; }
   th[aria-sort="ascending"]::after { content: " \\25B2"; }
   th[aria-sort="descending"]::after { content: " \\25BC"; }
-  td.num { text-align: right; font-variant-numeric: tabular-nums; }
+  td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+  td.when { white-space: nowrap; }
   .state { border-radius: 1em; padding: 0 0.5em; font-size: 0.8rem; white-space: nowrap; }
   .state-held { background: #dafbe1; } .state-managed { background: #ddf4ff; }
   .state-no-extension, .state-unreachable, .state-stale { background: #fff1e5; }
@@ -132,6 +133,7 @@ function render() {
         td.textContent = cell(row, key);
       }
       if (key === "idle_seconds") td.className = "num";
+      if (key === "stops_at" || key === "hub_last_activity") td.className = "when";
       if (key === "error" && row.error) td.className = "error";
       tr.append(td);
     }
