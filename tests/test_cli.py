@@ -312,7 +312,9 @@ def test_status_shows_what_is_true_in_a_person_s_words():
     text = describe_status(status, "http://127.0.0.1:8888/")
     busy_row = next(line for line in text.splitlines() if line.startswith("busy.ipynb"))
     assert busy_row.split()[:3] == ["busy.ipynb", "busy", "-"], busy_row  # busy is not idle
-    local = until.astimezone().strftime("%H:%M:%S")
+    # A time today is shown as a time of day, one on another day with its date (after 22:00 here).
+    same_day = until.astimezone().date() == datetime.now().astimezone().date()
+    local = until.astimezone().strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
     kept_row = next(line for line in text.splitlines() if line.startswith("kept.ipynb"))
     assert kept_row.count(local) == 2 and not ISO_TIME.search(text), text  # STOPS AT and the reason
     assert f"kept alive by a user until {local}" in text.splitlines()[-1]

@@ -767,6 +767,8 @@ def _fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
+HUB_SERVICE = "hub-service"
+
 #: Each command: its help line and what adds its arguments.
 COMMANDS = {
     "status": ("what stops when: kernels, terminals, the app action", _status_arguments),
@@ -790,6 +792,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES))
+    # Listed for --help only: `jupyter autoshutdown hub-service` is dispatched before this parser
+    # (client.main), since it runs in the hub's environment and this stage imports only core.
+    commands.add_parser(HUB_SERVICE, add_help=False,
+                        help="run the JupyterHub service over the fleet, in the hub's environment "
+                             "(docs/jupyterhub.md; `hub-service --help`)")
     return parser
 
 
@@ -1040,6 +1047,10 @@ def main(argv: list[str] | None = None, *, command: str | None = None, prog: str
     """The command line; with `command`, that one command as a script named `prog`."""
     parser = build_parser() if command is None else build_command_parser(command, prog or command)
     args = parser.parse_args(argv)
+    if args.command == HUB_SERVICE:
+        print("error: run it as `jupyter autoshutdown hub-service` or `python -m jupyter_autoshutdown "
+              "hub-service`", file=sys.stderr)
+        return EXIT_USAGE
     runner = {"status": _run_status, "set": _run_set, "check": _run_check, "keepalive": _run_keepalive,
               "reset": _run_reset, "fleet": _run_fleet, "version": _run_version}[args.command]
     try:
