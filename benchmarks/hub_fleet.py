@@ -319,8 +319,16 @@ def run_tool(hub: Hub, tool: str, sizes: Sizes, progress: Callable[[str], None])
         kinds: dict[str, int] = {}
         for record in requests_of_sweep:
             kinds[kind(record)] = kinds.get(kind(record), 0) + 1
+        # The requests of one kind run as one phase of the sweep (the service lists users, then
+        # the routing table, then reads status): the hub's CPU over each phase's window.
+        phases = {}
+        for name in kinds:
+            of_kind = [record for record in requests_of_sweep if kind(record) == name]
+            phases[name] = {"wall_seconds": max(r[1] for r in of_kind) - min(r[0] for r in of_kind),
+                            "hub_cpu_seconds": sampler.seconds(hub.hub.pid, min(r[0] for r in of_kind),
+                                                               max(r[1] for r in of_kind))}
         sweeps.append({
-            "start": start, "wall_seconds": end - start,
+            "start": start, "wall_seconds": end - start, "phases": phases,
             "hub_requests": sum(count for name, count in kinds.items() if name != "status"),
             "status_reads": kinds.get("status", 0), "requests_by_kind": kinds,
             "hub_cpu_seconds": sampler.seconds(hub.hub.pid, start, end),
@@ -329,6 +337,11 @@ def run_tool(hub: Hub, tool: str, sizes: Sizes, progress: Callable[[str], None])
         })
     clean = [sweep for sweep in sweeps if not sweep["stops"]][:sizes.sweeps]
     late = [stopped[name] - deadlines[name] for name in due if name in stopped]
+    # The part of the delay that is the tool's, not the phase of --cull-every: from the start of
+    # the first sweep after the deadline until the hub shows the server stopped.
+    starts = sorted(sweep["start"] for sweep in sweeps)
+    reaction = [stopped[name] - next(start for start in starts if start >= deadlines[name])
+                for name in due if name in stopped and any(start >= deadlines[name] for start in starts)]
     reported = [float(match) for match in re.findall(r"swept \d+ servers in ([\d.]+) s", hub.output(tool))]
 
     def median(key: str) -> float:
@@ -341,12 +354,17 @@ def run_tool(hub: Hub, tool: str, sizes: Sizes, progress: Callable[[str], None])
         "sweep_hub_cpu_seconds": median("hub_cpu_seconds"),
         "sweep_proxy_cpu_seconds": median("proxy_cpu_seconds"),
         "sweep_requests_by_kind": clean[0]["requests_by_kind"] if clean else {},
+        "sweep_phases": {name: {key: statistics.median(sweep["phases"][name][key] for sweep in clean)
+                                for key in ("wall_seconds", "hub_cpu_seconds")}
+                         for name in (clean[0]["phases"] if clean else {})},
         "sweeps_measured": len(clean),
         "sweeps": [{key: value for key, value in sweep.items() if key != "start"} for sweep in sweeps],
         "self_reported_sweep_seconds": reported,
         "deadline_to_stop_seconds": sorted(late),
         "deadline_to_stop_p50_seconds": statistics.median(late) if late else float("nan"),
         "deadline_to_stop_max_seconds": max(late) if late else float("nan"),
+        "sweep_start_to_stop_seconds": sorted(reaction),
+        "sweep_start_to_stop_max_seconds": max(reaction) if reaction else float("nan"),
         "stopped": f"{len(late)} of {len(due)}",
         "stops_requests": sum(sweep["stops"] for sweep in sweeps),
     }
@@ -364,6 +382,7 @@ def table(results: dict[str, Any]) -> str:
         ("proxy CPU per sweep (s)", "sweep_proxy_cpu_seconds", "{:.2f}"),
         ("deadline to stop, p50 (s)", "deadline_to_stop_p50_seconds", "{:.2f}"),
         ("deadline to stop, max (s)", "deadline_to_stop_max_seconds", "{:.2f}"),
+        ("due sweep's start to stop, max (s)", "sweep_start_to_stop_max_seconds", "{:.2f}"),
     ]
     out = [f"{results['users']} users, {results['servers']} running servers; --timeout={TIMEOUT_SECONDS} "
            f"--cull-every={results['cull_every']} --concurrency={CONCURRENCY}; medians of "
@@ -377,7 +396,10 @@ def table(results: dict[str, Any]) -> str:
         out.append(f"| {title} | " + " | ".join(fmt.format(value) for value in values) + f" | {ratio} |")
     for tool in tools:
         figures = results["tools"][tool]
-        out.append(f"\n{names[tool]}: requests of one sweep {figures['sweep_requests_by_kind']}; "
+        phases = "; ".join(f"{name}: {phase['wall_seconds']:.2f} s, hub CPU {phase['hub_cpu_seconds']:.2f} s"
+                           for name, phase in figures["sweep_phases"].items())
+        out.append(f"\n{names[tool]}: requests of one sweep {figures['sweep_requests_by_kind']} "
+                   f"(phases, each from its first request to its last answer: {phases}); "
                    f"stopped {figures['stopped']}, each after its deadline: "
                    + ", ".join(f"{value:.2f}" for value in figures["deadline_to_stop_seconds"]) + " s"
                    + (f"; its own sweep log: {figures['self_reported_sweep_seconds']} s"
