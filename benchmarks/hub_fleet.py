@@ -397,13 +397,17 @@ def table(results: dict[str, Any]) -> str:
     out = [f"{results['users']} users, {results['servers']} running servers; --timeout={TIMEOUT_SECONDS} "
            f"--cull-every={results['cull_every']} --concurrency={CONCURRENCY}; medians of "
            f"{results['sweeps']} sweeps that stopped nothing", ""]
-    out.append("| figure | " + " | ".join(names[tool] for tool in tools) + " | service / idle-culler |")
-    out.append("|---" * (len(tools) + 2) + "|")
+    others = [tool for tool in tools if tool != "hub-service"]
+    out.append("| figure | " + " | ".join(names[tool] for tool in tools) + " | "
+               + " | ".join(f"service / {names[tool]}" for tool in others) + " |")
+    out.append("|---" * (len(tools) + len(others) + 1) + "|")
     for title, key, fmt in rows:
         values = [results["tools"][tool][key] for tool in tools]
-        ours, theirs = results["tools"]["hub-service"][key], results["tools"]["idle-culler"][key]
-        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
-        out.append(f"| {title} | " + " | ".join(fmt.format(value) for value in values) + f" | {ratio} |")
+        ours = results["tools"]["hub-service"][key]
+        ratios = [f"{ours / results['tools'][tool][key]:.2f}x" if results["tools"][tool][key] else "-"
+                  for tool in others]
+        out.append(f"| {title} | " + " | ".join(fmt.format(value) for value in values) + " | "
+                   + " | ".join(ratios) + " |")
     for tool in tools:
         figures = results["tools"][tool]
         phases = "; ".join(f"{name}: {phase['wall_seconds']:.2f} s, hub CPU {phase['hub_cpu_seconds']:.2f} s"
