@@ -196,7 +196,8 @@ class Hub:
                                       str(home / "jupyterhub_config.json")])
         wait_until(lambda: self.api("GET", "").status_code == 200, 60, "the hub")
         for name, url in (("the counter", self.counter_url), ("the stand-in", self.standin_url)):
-            wait_until(lambda url=url: requests.get(f"{url}/__bench__/log", timeout=5).ok, 30, name)
+            wait_until(lambda url=url: requests.get(f"{url}/__bench__/log", timeout=5).ok,  # type: ignore[misc]
+                       30, name)
         self.proxy_pid = wait_until(lambda: children(self.hub.pid)[:1], 30, "the proxy")[0]
 
     def _stop_proxy(self) -> None:

@@ -91,7 +91,7 @@ class ServerHandler(web.RequestHandler):
 class ForwardHandler(web.RequestHandler):
     """Forwards a request to the hub and records it."""
 
-    SUPPORTED_METHODS = ("GET", "POST", "DELETE", "PATCH", "PUT")  # type: ignore[assignment]
+    SUPPORTED_METHODS = ("GET", "POST", "DELETE", "PATCH", "PUT")
 
     def initialize(self, target: str) -> None:
         self.target = target
@@ -116,7 +116,7 @@ class ForwardHandler(web.RequestHandler):
         RECORDS.append([started, time.time(), method, self.request.path, response.code])
         self.finish()
 
-    get = post = delete = patch = put = _forward  # type: ignore[assignment]
+    get = post = delete = patch = put = _forward
 
 
 def main() -> None:
@@ -148,7 +148,7 @@ else:  # imported by the hub: the spawner
 
         _running = False
 
-        async def start(self) -> str:  # type: ignore[override]
+        async def start(self) -> str:
             idle_seconds = float((self.user_options or {}).get("idle_seconds") or 0)
             if idle_seconds:  # the hub set it to now just before start(): back-date it
                 self.orm_spawner.last_activity -= timedelta(seconds=idle_seconds)
