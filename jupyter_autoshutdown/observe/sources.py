@@ -10,7 +10,8 @@ action's log line name ("jupyter-server-proxy", "ssh session of alice on pts/1")
 The interface (`ActivitySource`) is small on purpose:
 
 - ``name``: how operators name the source (``AutoShutdown.ignored_activity_sources``);
-- ``latest()``: the latest activity it knows of, or None. It is called on every pass and every
+- ``latest()``: the latest activity it knows of, or None; past activity too (a session that
+  ended, a request answered a minute ago): the timeout counts from it. It is called on every pass and every
   `status` GET, on the event loop: it must be cheap and never block (no file or /proc scans
   there: read them in ``refresh``, at most every few seconds, and cache the result);
 - optionally ``async refresh()``: called by the check pass before it reads (observe/observer.py);
@@ -34,9 +35,11 @@ Built in:
   where they really are: the terminals of the processes whose parent is sshd or login, in /proc.
   Containers and VMs without systemd often keep no utmp, so utmp is not read. A session counts by
   the access time of its terminal device (st_atime: set when its shell reads input, the idle time
-  `w` shows; the kernel keeps it to about 8 s), so an open session that nobody types into does
-  not hold the machine. The server's own terminals (children of the server, not of sshd) are not
-  login sessions; they count as terminal activity already.
+  `w` shows; Linux keeps it to 8-second windows, so the end of the recorded window counts), so an
+  open session that nobody types into does not hold the machine. A session that ended keeps its
+  last input (the timeout counts from there, as after any activity). The server's own terminals
+  (children of the server, not of sshd) are not login sessions; they count as terminal activity
+  already.
 - Sources of other packages, through the entry point group `ENTRY_POINT_GROUP`: each entry point
   loads a callable ``factory(serverapp, log) -> ActivitySource`` (a class taking those two
   arguments will do).
@@ -63,8 +66,13 @@ OWN_HOOK_NAME = "jupyter_autoshutdown"
 #: The built-in sources' names (for ignored_activity_sources).
 HOOK_SOURCE_NAME = "last_activity_times"
 LOGIN_SOURCE_NAME = "login_sessions"
-#: How often the login sessions are looked up in /proc, at most.
-LOGIN_SCAN_SECONDS = 5.0
+#: How often the login sessions are looked up in /proc, at most (a scan takes milliseconds, in a
+#: thread; a pass judges the app's deadline on a reading at most this old).
+LOGIN_SCAN_SECONDS = 2.0
+#: Linux records a terminal's access time in whole seconds, and only when it leaves the 8-second
+#: window of the recorded one (drivers/tty/tty_io.c, tty_update_time: finer would leak typing
+#: rhythm), so input may have come until the end of that window.
+TTY_TIME_GRANULARITY = 8
 #: Parents whose children on a terminal are a person's login: sshd (OpenSSH before 9.8 forks the
 #: session as "sshd", later ones as "sshd-session") and login (a console).
 LOGIN_PARENTS = {"sshd": "ssh session", "sshd-session": "ssh session", "login": "login"}
@@ -264,7 +272,10 @@ def read_login_activity(proc: str = "/proc", dev: str = "/dev") -> list[SourceAc
             accessed = os.stat(f"{dev}/{session.tty}").st_atime
         except OSError:
             continue  # logged out meanwhile
-        readings.append(SourceActivity(datetime.fromtimestamp(accessed, timezone.utc),
+        # The recorded time is the first input of an 8-second window; more may have come until
+        # its end (ActivitySources clamps a time after now to now).
+        last_input = (int(accessed) | (TTY_TIME_GRANULARITY - 1)) + 1
+        readings.append(SourceActivity(datetime.fromtimestamp(last_input, timezone.utc),
                                        f"{session.kind} of {session.user} on {session.tty}"))
     return readings
 
@@ -280,17 +291,23 @@ class LoginSessions:
         self.log = log
         self.interval = interval
         self.proc, self.dev = proc, dev
+        #: The sessions open at the last reading, each with its last input.
         self.sessions: list[SourceActivity] = []
+        #: The latest input of any session seen, kept after it ended.
+        self.last: SourceActivity | None = None
         self._read_at: float | None = None
 
     def latest(self) -> SourceActivity | None:
-        return max(self.sessions, default=None, key=lambda session: session.when)
+        return self.last
 
     async def refresh(self) -> None:
         if self._read_at is not None and time.monotonic() - self._read_at < self.interval:
             return
         self._read_at = time.monotonic()
         self.sessions = await asyncio.to_thread(read_login_activity, self.proc, self.dev)
+        newest = max(self.sessions, default=None, key=lambda session: session.when)
+        if newest is not None and (self.last is None or newest.when >= self.last.when):
+            self.last = newest
 
     async def start(self) -> None:
         """Read once and say what can be seen (logged at the server's start)."""
