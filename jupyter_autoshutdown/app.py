@@ -277,7 +277,8 @@ class AutoShutdown(ExtensionApp):
         proxied app; for a proxied dashboard that polls by itself, prefer jupyter-server-proxy's
         own per-app update_last_activity), or of whole sources: 'last_activity_times',
         'login_sessions', or an entry point's name in the group
-        'jupyter_autoshutdown.activity_sources'.""",
+        'jupyter_autoshutdown.activity_sources'. (With server_activity 'any_request',
+        jupyter_server's own last_activity() counts every hook entry anyway.)""",
     )
     warning_minutes = Float(
         5.0,

@@ -108,6 +108,8 @@ async def test_typing_in_an_app_behind_jupyter_server_proxy_keeps_the_server(
     assert not RecordingAction.calls, RecordingAction.calls
     status = await api(jp_fetch, *STATUS)
     assert status["app"]["last_activity_source"] == "jupyter-server-proxy", status["app"]
+    hook = next(source for source in status["activity_sources"] if source["name"] == "last_activity_times")
+    assert hook["label"] == "jupyter-server-proxy" and hook["error"] is None, hook
 
     await wait_for(lambda: RecordingAction.calls, timeout=T + 15, what="the app action")
     waited = time.monotonic() - last

@@ -107,6 +107,10 @@ class Service:
         return self.config.refusal
 
     @property
+    def activity_sources(self) -> ActivitySources:
+        return self.monitor.observer.sources
+
+    @property
     def server_activity(self) -> str:
         return self.config.server_activity
 

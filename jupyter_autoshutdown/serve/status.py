@@ -193,6 +193,7 @@ def status_model(service: Service) -> dict[str, Any]:
         "next_daily_stop": iso(snapshot.stop_next),
         "kernels": kernels,
         "terminals": terminals,
+        "activity_sources": _activity_sources(service),
         "activity_file": _activity_file(service),
         "documents": documents_model(service, settings),
         "app": {
@@ -213,6 +214,14 @@ def status_model(service: Service) -> dict[str, Any]:
             "retry_at": iso(app_failure.retry_at) if app_failure else None,
         },
     }
+
+
+def _activity_sources(service: Service) -> list[dict[str, Any]]:
+    """Each activity source and the latest activity it reports (observe/sources.py)."""
+    sources = service.activity_sources
+    return [{"name": name, "last_activity": iso(activity.when) if activity else None,
+             "label": activity.label if activity else None, "error": sources.failing.get(name)}
+            for name, activity in sources.each()]
 
 
 def _activity_file(service: Service) -> dict[str, Any] | None:
