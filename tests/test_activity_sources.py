@@ -269,3 +269,18 @@ async def test_login_sessions_read_a_proc_without_logins(tmp_path):
     sessions = LoginSessions(logging.getLogger("test"), proc=str(proc), dev=str(tmp_path))
     await sessions.start()
     assert sessions.sessions == [] and sessions.latest() is None
+
+
+def test_the_cli_status_names_the_last_activity():
+    from jupyter_autoshutdown.cli.commands import describe_status
+
+    now = datetime.now(timezone.utc)
+    status = {
+        "settings": {"idle_timeout_minutes": 1}, "count": 3, "now": now.isoformat(),
+        "kernels": [], "terminals": [],
+        "app": {"action": "server", "action_at": None, "reason": "nothing left",
+                "last_activity": (now - timedelta(seconds=12)).isoformat(),
+                "last_activity_source": "ssh session of alice on pts/1"},
+    }
+    text = describe_status(status, "http://127.0.0.1:8888/")
+    assert "  last activity: ssh session of alice on pts/1, 12 s ago" in text.splitlines(), text
