@@ -367,8 +367,9 @@ def build_sources(serverapp: Any, log: logging.Logger, *, login_sessions: bool =
                   entry_points: Iterable[EntryPointLike] | None = None) -> list[ActivitySource]:
     """The built-in sources (unless ignored or off) and those of other packages."""
     sources: list[ActivitySource] = []
-    if HOOK_SOURCE_NAME not in ignored:
-        sources.append(ServerActivityHook(serverapp.web_app.settings, ignored))
+    settings = getattr(getattr(serverapp, "web_app", None), "settings", None)
+    if HOOK_SOURCE_NAME not in ignored and settings is not None:
+        sources.append(ServerActivityHook(settings, ignored))
     if login_sessions and LOGIN_SOURCE_NAME not in ignored and os.path.isdir("/proc"):
         sources.append(LoginSessions(log))
     try:
