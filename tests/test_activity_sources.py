@@ -284,3 +284,21 @@ def test_the_cli_status_names_the_last_activity():
     }
     text = describe_status(status, "http://127.0.0.1:8888/")
     assert "  last activity: ssh session of alice on pts/1, 12 s ago" in text.splitlines(), text
+
+
+def test_source_activity_moves_the_app_deadline_and_the_platform_signal_not_the_kernels():
+    from jupyter_autoshutdown.core.settings import Settings
+    from jupyter_autoshutdown.decide.policy import AppState, app_activity, app_verdict, kernel_verdict
+
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    settings = Settings(idle_timeout_minutes=10.0)
+    typed = now - timedelta(minutes=2)
+    snapshot = Snapshot((), (), now - timedelta(hours=1), source_activity=typed,
+                        source_activity_label="ssh session of alice on pts/1")
+    verdict = app_verdict(snapshot, settings, now, AppState("server"))
+    assert not verdict.due and verdict.deadline == typed + timedelta(minutes=10), verdict
+    assert app_activity(snapshot, settings, now).last_active == typed  # Studio's activity file
+    without = Snapshot((), (), now - timedelta(hours=1))
+    assert app_verdict(without, settings, now, AppState("server")).due
+    kernel = ("k", "python3", "idle", now - timedelta(hours=1), 0)
+    assert kernel_verdict(kernel, settings, now).due  # a login keeps the machine, not idle kernels

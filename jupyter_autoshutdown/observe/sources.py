@@ -39,7 +39,8 @@ Built in:
   open session that nobody types into does not hold the machine. A session that ended keeps its
   last input (the timeout counts from there, as after any activity). The server's own terminals
   (children of the server, not of sshd) are not login sessions; they count as terminal activity
-  already.
+  already. SSH without a terminal (scp, sftp, a remote editor's server, port forwards) has no
+  input time to read and does not count.
 - Sources of other packages, through the entry point group `ENTRY_POINT_GROUP`: each entry point
   loads a callable ``factory(serverapp, log) -> ActivitySource`` (a class taking those two
   arguments will do).
@@ -74,8 +75,9 @@ LOGIN_SCAN_SECONDS = 2.0
 #: rhythm), so input may have come until the end of that window.
 TTY_TIME_GRANULARITY = 8
 #: Parents whose children on a terminal are a person's login: sshd (OpenSSH before 9.8 forks the
-#: session as "sshd", later ones as "sshd-session") and login (a console).
-LOGIN_PARENTS = {"sshd": "ssh session", "sshd-session": "ssh session", "login": "login"}
+#: session as "sshd", later ones as "sshd-session"), mosh's server, and login (a console).
+LOGIN_PARENTS = {"sshd": "ssh session", "sshd-session": "ssh session", "mosh-server": "mosh session",
+                 "login": "login"}
 
 
 class SourceActivity(NamedTuple):
