@@ -302,3 +302,26 @@ def test_source_activity_moves_the_app_deadline_and_the_platform_signal_not_the_
     assert app_verdict(without, settings, now, AppState("server")).due
     kernel = ("k", "python3", "idle", now - timedelta(hours=1), 0)
     assert kernel_verdict(kernel, settings, now).due  # a login keeps the machine, not idle kernels
+
+
+async def test_a_source_whose_refresh_fails_is_logged_once_and_its_last_reading_kept(caplog):
+    class FailingScan:
+        name = "flaky"
+        refreshes = 0
+
+        def latest(self) -> SourceActivity | None:
+            return SourceActivity(datetime(2026, 1, 1, tzinfo=UTC), "seen before")
+
+        async def refresh(self) -> None:
+            self.refreshes += 1
+            raise PermissionError("injected: /proc not readable")
+
+    source = FailingScan()
+    sources = ActivitySources([source], logging.getLogger("test"))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            await sources.refresh()
+            assert sources.latest() == SourceActivity(datetime(2026, 1, 1, tzinfo=UTC), "seen before")
+    assert source.refreshes == 3
+    assert sum("injected" in record.getMessage() for record in caplog.records) == 1
+    assert sources.failing["flaky"].startswith("refresh:")

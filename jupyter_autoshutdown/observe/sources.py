@@ -127,6 +127,13 @@ class ActivitySources:
                              "works): %r", name, what, error)
         self.failing[name] = f"{what}: {error!r}"
 
+    def _recovered(self, source: ActivitySource, what: str) -> None:
+        """`what` works again: a later failure is logged again (a failing refresh stays failing
+        while reading its last result works)."""
+        name = getattr(source, "name", repr(source))
+        if self.failing.get(name, "").startswith(what + ":"):
+            del self.failing[name]
+
     async def start(self) -> None:
         """Start the sources that have a start (the login sessions say what they can see)."""
         for source in self.sources:
@@ -151,6 +158,8 @@ class ActivitySources:
                 raise
             except Exception as error:
                 self._failed(source, "refresh", error)
+            else:
+                self._recovered(source, "refresh")
 
     def each(self) -> list[tuple[str, SourceActivity | None]]:
         """Every source's name and latest activity (None: none, or it failed)."""
@@ -169,7 +178,7 @@ class ActivitySources:
                 self._failed(source, "read", error)
                 activity = None
             else:
-                self.failing.pop(getattr(source, "name", repr(source)), None)
+                self._recovered(source, "read")
             readings.append((source.name, activity))
         return readings
 
@@ -312,13 +321,9 @@ class LoginSessions:
             self.last = newest
 
     async def start(self) -> None:
-        """Read once and say what can be seen (logged at the server's start)."""
-        try:
-            await self.refresh()
-        except Exception as error:
-            self.log.warning("auto-shutdown: login sessions cannot be read from %s: %r",
-                             self.proc, error)
-            raise
+        """Read once and say what can be seen (logged at the server's start; a failure is
+        logged by ActivitySources)."""
+        await self.refresh()
         seen = ", ".join(session.label for session in self.sessions) or "none now"
         self.log.info("auto-shutdown: login sessions (SSH, consoles) count as activity, by their "
                       "terminal's last input; seen in %s: %s", self.proc, seen)
