@@ -14,8 +14,8 @@ The interface (`ActivitySource`) is small on purpose:
   ended, a request answered a minute ago): the timeout counts from it. It is called on every pass and every
   `status` GET, on the event loop: it must be cheap and never block (no file or /proc scans
   there: read them in ``refresh``, at most every few seconds, and cache the result);
-- optionally ``async refresh()``: called by the check pass before it reads (observe/observer.py);
-  blocking reads go to a thread (``asyncio.to_thread``).
+- optionally ``async refresh()``: called by the check pass before it reads (observe/observer.py),
+  for at most `REFRESH_TIMEOUT_SECONDS`; blocking reads go to a thread (``asyncio.to_thread``).
 
 A source that fails is logged once and skipped until it works again: it never stops a pass.
 
@@ -58,6 +58,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..core.records import as_utc
+from ..core.timeouts import within
 
 #: Entry point group through which other packages add activity sources.
 ENTRY_POINT_GROUP = "jupyter_autoshutdown.activity_sources"
@@ -74,6 +75,9 @@ LOGIN_SCAN_SECONDS = 2.0
 #: window of the recorded one (drivers/tty/tty_io.c, tty_update_time: finer would leak typing
 #: rhythm), so input may have come until the end of that window.
 TTY_TIME_GRANULARITY = 8
+#: The longest a source's refresh may take before the pass goes on without it (a source of
+#: another package that waits for a network must not stall the checker).
+REFRESH_TIMEOUT_SECONDS = 10.0
 #: Parents whose children on a terminal are a person's login: sshd (OpenSSH before 9.8 forks the
 #: session as "sshd", later ones as "sshd-session"), mosh's server, and login (a console).
 LOGIN_PARENTS = {"sshd": "ssh session", "sshd-session": "ssh session", "mosh-server": "mosh session",
@@ -153,10 +157,10 @@ class ActivitySources:
             if refresh is None:
                 continue
             try:
-                await refresh()
+                await within(refresh(), REFRESH_TIMEOUT_SECONDS)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:
+            except Exception as error:  # asyncio.TimeoutError included: its last reading stays
                 self._failed(source, "refresh", error)
             else:
                 self._recovered(source, "refresh")
