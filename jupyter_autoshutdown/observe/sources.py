@@ -140,6 +140,8 @@ class ActivitySources:
 
     async def start(self) -> None:
         """Start the sources that have a start (the login sessions say what they can see)."""
+        self.log.info("auto-shutdown: activity sources besides Jupyter's APIs (they keep the app): %s",
+                      ", ".join(source.name for source in self.sources))
         for source in self.sources:
             start = getattr(source, "start", None)
             if start is None:
