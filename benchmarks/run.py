@@ -35,6 +35,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from jupyter_autoshutdown.act.monitor import Monitor
 from jupyter_autoshutdown.actions import NoAction
 from jupyter_autoshutdown.core.settings import Settings, SettingsStore
+from jupyter_autoshutdown.observe.sources import HOOK_SOURCE_NAME, LOGIN_SCAN_SECONDS, read_login_activity
 from jupyter_autoshutdown.serve.service import ServiceConfig, build_service
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -80,18 +81,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def our_monitor(kernel_manager: Any, timeout_seconds: float, terminal_manager: Any = None) -> Monitor:
-    """Our monitor on a kernel manager, with the extension's default options."""
+def our_monitor(kernel_manager: Any, timeout_seconds: float, terminal_manager: Any = None,
+                settings: dict[str, Any] | None = None, **config: Any) -> Monitor:
+    """Our monitor on a kernel manager, with the extension's default options (`config`: others;
+    `settings`: the tornado settings of a real server, where a figure needs them)."""
     started = utcnow()
-    serverapp = SimpleNamespace(
-        kernel_manager=kernel_manager, web_app=SimpleNamespace(last_activity=lambda: started),
-        base_url="/",
-    )
+    web_app = SimpleNamespace(last_activity=lambda: started)
+    if settings is not None:
+        web_app.settings = settings
+    serverapp = SimpleNamespace(kernel_manager=kernel_manager, web_app=web_app, base_url="/")
     store = SettingsStore(
         Settings(idle_timeout_minutes=timeout_seconds / 60, starting_timeout_minutes=0), None, LOG
     )
-    return build_service(ServiceConfig(action=NoAction()), serverapp=serverapp, store=store, log=LOG,
-                         terminal_manager=lambda: terminal_manager).monitor
+    return build_service(ServiceConfig(action=NoAction(), **config), serverapp=serverapp, store=store,
+                         log=LOG, terminal_manager=lambda: terminal_manager).monitor
 
 
 async def start_kernels(kernel_manager: Any, count: int, stagger: float = 0.0) -> list[str]:
@@ -333,6 +336,56 @@ async def pass_cost(sizes: Sizes) -> dict[str, float]:
     }
 
 
+# ---- 7. activity sources: a pass with them on and off -------------------------------------------
+
+
+async def sources_cost(sizes: Sizes) -> dict[str, Any]:
+    """A small server's pass (20 kernels, 5 terminals: where an addition shows most), with the
+    activity sources on (jupyter_server's activity hook with jupyter-server-proxy's entry, login
+    sessions from /proc) and off, in alternating rounds; and one /proc scan of the login sessions,
+    which a pass makes in a thread at most every LOGIN_SCAN_SECONDS."""
+    now = utcnow()
+    kernels, terminals = SyntheticKernelManager(20, now), SyntheticTerminalManager(5, now)
+
+    def server_settings() -> dict[str, Any]:
+        return {"started": now, "last_activity_times": {"jupyter-server-proxy": now}}
+
+    monitors = {
+        "on": our_monitor(kernels, 7200, terminals, server_settings()),
+        "off": our_monitor(kernels, 7200, terminals, server_settings(), login_sessions=False,
+                           ignored_activity_sources=(HOOK_SOURCE_NAME,)),
+    }
+    assert monitors["on"].observer.sources.sources and not monitors["off"].observer.sources.sources
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    rounds = sizes.passes * 10
+    started_wall = time.monotonic()
+    for _ in range(rounds):
+        for state, monitor in monitors.items():
+            started = time.process_time()
+            await monitor.run_pass()
+            times[state].append(time.process_time() - started)
+    wall = time.monotonic() - started_wall
+    scans = []
+    for _ in range(20):
+        started = time.perf_counter()
+        sessions = read_login_activity()
+        scans.append(time.perf_counter() - started)
+    on, off = statistics.median(times["on"]), statistics.median(times["off"])
+    return {
+        "sources_pass_rounds": rounds,
+        "sources_pass_wall_seconds": wall,
+        "sources_pass_cpu_on_us": on * 1e6,
+        "sources_pass_cpu_off_us": off * 1e6,
+        "sources_pass_cpu_added_us": (on - off) * 1e6,
+        "sources_pass_cpu_on_p95_us": percentile(times["on"], 0.95) * 1e6,
+        "sources_pass_cpu_off_p95_us": percentile(times["off"], 0.95) * 1e6,
+        "login_scan_ms": statistics.median(scans) * 1000,
+        "login_scan_processes": sum(1 for entry in os.listdir("/proc") if entry.isdigit()),
+        "login_scan_sessions": len(sessions),
+        "login_scan_every_seconds": LOGIN_SCAN_SECONDS,
+    }
+
+
 # ---- 4. idle overhead -------------------------------------------------------------------------
 
 
@@ -539,6 +592,8 @@ async def run_async(sizes: Sizes, progress: Any) -> dict[str, Any]:
         results["mass_cull_seconds"] / results["single_shutdown_seconds"])
     progress(f"pass cost: {sizes.pass_kernels} kernels, {sizes.pass_terminals} terminals")
     results.update(await pass_cost(sizes))
+    progress("activity sources: a small server's pass with them on and off")
+    results.update(await sources_cost(sizes))
     return results
 
 
@@ -731,6 +786,16 @@ def table(results: dict[str, Any]) -> str:
         f"{results['iopub_storm_lost_idles_without']}"
         f" of {results['iopub_storms']} storms of {results['iopub_storm_lines']} lines, alternating; "
         f"built-in: jupyter_server's own state, which no one corrects; limit {STORM_BUSY_LIMIT_SECONDS:g} s)")
+    lines.append(
+        f"{'pass CPU with activity sources on / off (us)':<{width}} "
+        f"{results['sources_pass_cpu_on_us']:>14.1f} {results['sources_pass_cpu_off_us']:>14.1f}   "
+        f"(+{results['sources_pass_cpu_added_us']:.1f} us; p95 {results['sources_pass_cpu_on_p95_us']:.0f}"
+        f" / {results['sources_pass_cpu_off_p95_us']:.0f}; 20 kernels, 5 terminals, "
+        f"{results['sources_pass_rounds']} rounds)")
+    lines.append(
+        f"{'login sessions: one /proc scan (ms, in a thread)':<{width}} {results['login_scan_ms']:>14.2f}"
+        f"   ({results['login_scan_processes']} processes, {results['login_scan_sessions']} sessions;"
+        f" at most every {results['login_scan_every_seconds']:g} s)")
     return "\n".join(lines)
 
 

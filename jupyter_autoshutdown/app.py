@@ -271,6 +271,27 @@ class AutoShutdown(ExtensionApp):
         server's base URL) whose POST, PUT, PATCH and DELETE requests count as a person's
         activity with server_activity 'people'. Requests carrying no_track_activity never count.""",
     )
+    login_sessions = Bool(
+        True,
+        config=True,
+        help="""Whether people logged in on the machine (SSH, a console, a tmux attached there)
+        count as activity for the app action: found in /proc as the terminals of processes whose
+        parent is sshd or login, each counted by its terminal's last input (the idle time `w`
+        shows), so an open session nobody types into does not hold the machine. The server's own
+        terminals count as terminal activity either way.""",
+    )
+    ignored_activity_sources = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="""Activity sources that do not count: names of entries in jupyter_server's
+        activity hook (settings['last_activity_times'], e.g. 'jupyter-server-proxy' for every
+        proxied app; for a proxied dashboard that polls by itself, prefer jupyter-server-proxy's
+        own per-app update_last_activity), or of whole sources: 'last_activity_times',
+        'login_sessions', or an entry point's name in the group
+        'jupyter_autoshutdown.activity_sources'. (With server_activity 'any_request',
+        jupyter_server's own last_activity() counts every hook entry anyway.)""",
+    )
     warning_minutes = Float(
         5.0,
         config=True,
@@ -514,6 +535,8 @@ class AutoShutdown(ExtensionApp):
             startup_grace_seconds=self.startup_grace_minutes * 60.0,
             max_concurrent_shutdowns=self.max_concurrent_shutdowns,
             utilization_interval_seconds=self.utilization_interval,
+            login_sessions=self.login_sessions,
+            ignored_activity_sources=tuple(self.ignored_activity_sources),
             options=MonitorOptions(max_check_interval_seconds=self.max_check_interval, dry_run=self.dry_run),
             refusal=refusal_for_server(),
         )

@@ -57,6 +57,15 @@ export function formatLocalTime(iso: string | null | undefined, now: number): st
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clock}`;
 }
 
+/** "Last activity: ssh session of alice on pts/1, 12 s ago." ('' when the server does not say). */
+export function lastActivityText(app: IAppStatus, now: number): string {
+  const ago = secondsUntil(app.last_activity, now);
+  if (!app.last_activity_source || ago === null || Number.isNaN(ago)) {
+    return '';
+  }
+  return `Last activity: ${app.last_activity_source}, ${formatDuration(-ago)} ago.`;
+}
+
 export function secondsUntil(iso: string | null | undefined, now: number): number | null {
   if (!iso) {
     return null;

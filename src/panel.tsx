@@ -7,7 +7,7 @@ import React from 'react';
 
 import type { KeepAliveTarget } from './api';
 import { DailyStopForm, SettingsForm } from './form';
-import { describeAction, formatDuration, formatLocalTime, formatMinutes, localizeTimes, secondsUntil } from './format';
+import { describeAction, formatDuration, formatLocalTime, formatMinutes, lastActivityText, localizeTimes, secondsUntil } from './format';
 import { autoShutdownIcon } from './icon';
 import { AutoShutdownModel } from './model';
 import type { IResourceStatus, IStatus } from './types';
@@ -249,6 +249,11 @@ function Summary({ status, model, views }: { status: IStatus; model: AutoShutdow
       <p>
         <Countdown views={views} model={model} text={server} />
       </p>
+      {app.last_activity_source && !app.own_schedule && (
+        <p className="jp-AutoShutdown-last-activity">
+          <Countdown views={views} model={model} text={now => lastActivityText(app, now)} />
+        </p>
+      )}
       {app.last_error && (
         <p className="jp-AutoShutdown-app-error" role="alert">
           The last attempt failed: {app.last_error}

@@ -30,6 +30,10 @@ export interface IAppStatus {
   last_error?: string | null;
   /** What the action stops, as the rest of a sentence, when the server says. */
   description?: string | null;
+  /** The latest activity that counts for the app (UTC), and what it was ("jupyter-server-proxy",
+   * "ssh session of alice on pts/1", "front end interaction"). */
+  last_activity?: string | null;
+  last_activity_source?: string | null;
 }
 
 /** The operator's bounds on the timeout (minutes; 0: no bound). */

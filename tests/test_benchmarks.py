@@ -16,6 +16,7 @@ REQUIRED = [
     "pass_cost_us_per_resource", "pass_floor_us_per_resource", "max_loop_block_ms",
     "idle_cpu_ratio", "rss_overhead_mb", "cpu_count", "pass_cost_vs_floor_p25", "pass_cost_vs_floor_p75",
     "app_action_lateness_open_tab_seconds", "iopub_storm_lost_idle_seconds", "iopub_storm_server_cpu_ratio",
+    "sources_pass_cpu_added_us", "login_scan_ms",
 ]
 
 

@@ -170,7 +170,7 @@ class AppActionRunner:
             self.log.info(
                 "auto-shutdown: running app action '%s': no kernels or terminals, server idle "
                 "for %.0f s (last activity: %s)",
-                self.name, plan.app.idle_seconds or 0.0, snapshot.server_activity_source or "server start",
+                self.name, plan.app.idle_seconds or 0.0, snapshot.last_activity()[1] or "server start",
             )
         timeout_seconds = self.store.current.idle_timeout_seconds
         context = ActionContext(self.serverapp, self.log, plan.app.idle_seconds or 0.0, timeout_seconds)

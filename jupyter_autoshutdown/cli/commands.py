@@ -39,6 +39,7 @@ import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -497,6 +498,15 @@ def _sagemaker_client(region: str | None) -> Any:
 # ---- status and keep-alive --------------------------------------------------------------------
 
 
+def _last_activity(app: dict[str, Any], now: Any) -> str:
+    """"jupyter-server-proxy, 12 s ago": what people did last, and when."""
+    try:
+        ago = (datetime.fromisoformat(now) - datetime.fromisoformat(app["last_activity"])).total_seconds()
+    except (TypeError, ValueError, KeyError):
+        return str(app["last_activity_source"])
+    return f"{app['last_activity_source']}, {_seconds(ago)} ago"
+
+
 def _seconds(value: Any) -> str:
     """A duration for a person: "45 s", "12 min", "2 h 5 min"; "-" for none."""
     if value is None:
@@ -605,6 +615,8 @@ def describe_status(status: dict[str, Any], url: str) -> str:
     when = (f"at {_clock(app.get('action_at'))} (in {_seconds(app.get('seconds_until_action'))})"
             if app.get("action_at") else "not scheduled")
     lines.append(f"App action '{app.get('action')}': {when}; {_local_times(app.get('reason'))}".rstrip("; "))
+    if app.get("last_activity_source"):
+        lines.append(f"  last activity: {_last_activity(app, status.get('now'))}")
     if app.get("last_run_at"):
         lines.append(f"  last run at {_clock(app['last_run_at'])}: {app.get('last_result')}")
     if app.get("last_error"):

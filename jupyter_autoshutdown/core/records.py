@@ -136,3 +136,15 @@ class Snapshot:
     #: or terminal traffic, nor the emptying of the server. The daily stop stops the app unless
     #: people came back after it (policy.app_verdict). None: the same as server_last_activity.
     people_last_activity: datetime | None = None
+    #: The latest activity of the activity sources (observe/sources.py: apps behind
+    #: jupyter-server-proxy, login sessions, other packages' sources) and what it was, in words
+    #: ("jupyter-server-proxy", "ssh session of alice on pts/1"); None when none reported any.
+    #: It counts for the app (decide/policy.py), not for single kernels or terminals.
+    source_activity: datetime | None = None
+    source_activity_label: str = ""
+
+    def last_activity(self) -> tuple[datetime, str]:
+        """The latest activity that counts for the app, and its source in words (latest wins)."""
+        if self.source_activity is not None and self.source_activity > self.server_last_activity:
+            return self.source_activity, self.source_activity_label
+        return self.server_last_activity, self.server_activity_source

@@ -23,6 +23,10 @@ The app action
     sessions and terminals APIs, and interaction reported by the front end; never the GET polls
     of an open browser tab, nor this extension's own requests. ``"any_request"`` counts every
     API request, as jupyter_server's own ``shutdown_no_activity_timeout`` does.
+  - The activity sources (observe/sources.py: apps behind jupyter-server-proxy and whatever records
+    in jupyter_server's ``last_activity_times``, people's SSH and console logins, other packages'
+    sources) count for the app like the server's activity: the latest wins. They keep the app
+    (the machine), not single kernels or terminals.
   - While such a write is in flight (a kernel, session or terminal starting), the action waits.
   - After every server start it waits the start-up grace (``startup_grace_minutes``), so that a
     tiny timeout kept from an earlier run never stops the server before a person can reach it.
@@ -404,7 +408,7 @@ def app_verdict(snapshot: Snapshot, settings: Settings, now: datetime, app: AppS
         return AppVerdict(None, None, False, f"waiting for {snapshot.requests_in_flight[0]} to be answered")
     if app.own_schedule is not None:
         return _own_schedule_verdict(snapshot, now, app)
-    idle_since = snapshot.server_last_activity
+    idle_since = snapshot.last_activity()[0]  # activity sources too (observe/sources.py)
     if app.empty_since is not None and app.empty_since > idle_since:
         idle_since = app.empty_since
     idle = _idle_seconds(idle_since, now)
@@ -473,6 +477,8 @@ def app_activity(snapshot: Snapshot, settings: Settings, now: datetime) -> AppAc
     for used in snapshot.active_at.values():
         if used > latest:
             latest = used
+    if snapshot.source_activity is not None and snapshot.source_activity > latest:
+        latest = snapshot.source_activity
     return AppActivity(min(latest, now), "")
 
 

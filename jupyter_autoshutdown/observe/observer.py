@@ -54,6 +54,7 @@ from .readers import (
     read_terminals,
 )
 from .running_requests import RunningRequests
+from .sources import ActivitySources, SourceActivity
 from .utilization import UtilizationSampler
 
 #: Backoff of gateway listings that fail: the first retry, and the longest wait.
@@ -79,6 +80,7 @@ class Observer:
         remote_timeout_seconds: float = 60.0,
         utilization_interval_seconds: float = 10.0,
         on_change: Callable[[], None] = lambda: None,
+        sources: ActivitySources | None = None,
     ) -> None:
         self.serverapp = serverapp
         self.clock = clock
@@ -115,6 +117,8 @@ class Observer:
             log, clock, on_change=on_change
         )
         self._sampler_task: asyncio.Task[None] | None = None
+        #: Activity sources besides Jupyter's APIs (observe/sources.py).
+        self.sources = sources or ActivitySources((), log)
 
     def kernel_restarted(self, kernel_id: str) -> None:
         """jupyter_server restarted a kernel: the requests its old process ran are gone."""
@@ -137,11 +141,13 @@ class Observer:
             self._sampler_task = asyncio.create_task(
                 self._sample_loop(), name="jupyter_autoshutdown.observe.utilization"
             )
+        self.sources.start_soon()
 
     def stop(self) -> asyncio.Task[None] | None:
         """Stop watching and sampling; the sampler's task (cancelled), for the caller to await."""
         if self.kernel_requests is not None:
             self.kernel_requests.close()
+        self.sources.stop()
         task, self._sampler_task = self._sampler_task, None
         if task is not None:
             task.cancel()
@@ -157,6 +163,7 @@ class Observer:
         has come); never during a failure's backoff.
         """
         self._watch_kernels()
+        await self.sources.refresh()
         if self.remote and self._remote_refresh_due(remote_needed, fresh_for_seconds):
             await self._refresh_remote_kernels()
         if self.exemptions is not None:
@@ -260,12 +267,8 @@ class Observer:
             errors=tuple(kernel_errors + terminal_errors + activity_errors),
             server_activity_source=source,
             requests_in_flight=self.activity.in_flight(now) if self.activity is not None else (),
-            people_last_activity=self._people_last_activity(),
+            **people_fields(self.activity, self.started_at, self.sources.latest()),
         ), now, daily_stop, exempt_by_name)
-
-    def _people_last_activity(self) -> datetime:
-        people = self.activity.last_activity if self.activity is not None else None
-        return people if people is not None and people > self.started_at else self.started_at
 
     def signals_now(self, now: datetime, daily_stop: DailyStop | None) -> Snapshot:
         """The signals in force right now (for re-checks), on an empty snapshot."""
@@ -367,3 +370,15 @@ def live_keys(kernels: Collection[KernelRecord], terminals: Collection[TerminalR
     keys |= {terminal_key(name) for name, _last_activity in terminals}
     keys.add(APP_KEY)
     return keys
+
+
+def people_fields(activity: PeopleActivity | None, started_at: datetime,
+                  reached: SourceActivity | None) -> dict[str, Any]:
+    """A snapshot's fields of what people did: on the server (or its start), and what the activity
+    sources saw last (an app's page, a login session: a person's doing too)."""
+    people = activity.last_activity if activity is not None else None
+    latest = people if people is not None and people > started_at else started_at
+    if reached is None:
+        return {"people_last_activity": latest}
+    return {"people_last_activity": max(latest, reached.when), "source_activity": reached.when,
+            "source_activity_label": reached.label}

@@ -38,6 +38,7 @@ from ..observe.activity import DEFAULT_ACTIVITY_PATHS, PeopleActivity
 from ..observe.exemptions import Exemptions
 from ..observe.keepalive import KeepAlives
 from ..observe.observer import Observer
+from ..observe.sources import ActivitySources, build_sources
 from ..observe.utilization import Usage, UtilizationSampler
 
 #: jupyter_server's event for kernels started, restarted and shut down by anyone.
@@ -65,6 +66,10 @@ class ServiceConfig:
     startup_grace_seconds: float = 0.0
     max_concurrent_shutdowns: int = 8
     utilization_interval_seconds: float = 10.0
+    #: Activity sources (observe/sources.py): people's logins count; names of sources (and of
+    #: jupyter_server's last_activity_times entries) that do not.
+    login_sessions: bool = True
+    ignored_activity_sources: tuple[str, ...] = ()
     options: MonitorOptions = field(default_factory=MonitorOptions)
     #: Why the checker does not run on this server (jupyter_server too old), or None.
     refusal: str | None = None
@@ -106,6 +111,10 @@ class Service:
     @property
     def refusal(self) -> str | None:
         return self.config.refusal
+
+    @property
+    def activity_sources(self) -> ActivitySources:
+        return self.monitor.observer.sources
 
     @property
     def server_activity(self) -> str:
@@ -195,6 +204,17 @@ class Service:
         self.monitor.wake()
 
 
+def activity_sources(config: ServiceConfig, serverapp: Any, log: logging.Logger,
+                     clock: Callable[[], datetime]) -> ActivitySources | None:
+    """The activity sources besides Jupyter's APIs; None when none can be built (logged)."""
+    try:
+        return ActivitySources(build_sources(serverapp, log, login_sessions=config.login_sessions,
+                                             ignored=config.ignored_activity_sources), log, clock)
+    except Exception as error:  # an addition: the server's own activity still counts
+        log.warning("auto-shutdown: activity sources left out: %r", error)
+        return None
+
+
 def build_service(
     config: ServiceConfig,
     *,
@@ -229,6 +249,7 @@ def build_service(
         exemptions=exemptions, sampler=config.sampler,
         remote_timeout_seconds=config.shutdown_timeout_seconds,
         utilization_interval_seconds=config.utilization_interval_seconds, on_change=wake,
+        sources=activity_sources(config, serverapp, log, clock),
     )
     executor = Executor(max_concurrent=config.max_concurrent_shutdowns, clock=clock, log=log,
                         on_done=wake, errors=errors, action_name=action.name, events=events)

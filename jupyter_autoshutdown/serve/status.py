@@ -195,6 +195,7 @@ def status_model(service: Service) -> dict[str, Any]:
         "next_daily_stop": iso(snapshot.stop_next),
         "kernels": kernels,
         "terminals": terminals,
+        "activity_sources": _activity_sources(service),
         "activity_file": _activity_file(service),
         "hub_activity": _hub_activity(service),
         "documents": documents_model(service, settings),
@@ -202,8 +203,8 @@ def status_model(service: Service) -> dict[str, Any]:
             "action": app.name,
             "own_schedule": app.own_schedule(),
             "description": app.description(),
-            "last_activity": snapshot.server_last_activity.isoformat(),
-            "last_activity_source": snapshot.server_activity_source,
+            "last_activity": snapshot.last_activity()[0].isoformat(),
+            "last_activity_source": snapshot.last_activity()[1],
             "requests_in_flight": list(snapshot.requests_in_flight),
             "idle_seconds": _round(plan.app.idle_seconds),
             "seconds_until_action": _seconds_until(plan.app.deadline, now),
@@ -216,6 +217,14 @@ def status_model(service: Service) -> dict[str, Any]:
             "retry_at": iso(app_failure.retry_at) if app_failure else None,
         },
     }
+
+
+def _activity_sources(service: Service) -> list[dict[str, Any]]:
+    """Each activity source and the latest activity it reports (observe/sources.py)."""
+    sources = service.activity_sources
+    return [{"name": name, "last_activity": iso(activity.when) if activity else None,
+             "label": activity.label if activity else None, "error": sources.failing.get(name)}
+            for name, activity in sources.each()]
 
 
 def _activity_file(service: Service) -> dict[str, Any] | None:
