@@ -191,7 +191,8 @@ async def run(args: argparse.Namespace) -> None:
         log.info("hub-service: swept %d servers in %.2f s (%d hub requests, %d status reads)%s",
                  len(sweep.entries), sweep.duration_seconds, sweep.hub_requests, sweep.status_requests,
                  f"; error: {sweep.error}" if sweep.error else "")
-        await asyncio.sleep(every)
+        # A fixed period, as jupyterhub-idle-culler keeps: the sweep's own time is not added to it.
+        await asyncio.sleep(max(0.0, every - sweep.duration_seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
